@@ -1,0 +1,48 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// One library per concern; the `urun` executable is thin glue over them.
+// Concern targets depend only on UrunKernel (and their C shims), never on each other;
+// UrunContainer is the one place that knows the order of the steps.
+let package = Package(
+    name: "urun",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "urun", targets: ["urun"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-system", from: "1.4.0"),
+    ],
+    targets: [
+        .target(name: "CUrunSyscalls"),
+        .target(name: "CUrunSHA256"),
+        .target(
+            name: "CUrunArchive",
+            linkerSettings: [
+                .linkedLibrary("archive"), .linkedLibrary("zstd"), .linkedLibrary("lzma"),
+                .linkedLibrary("bz2"), .linkedLibrary("z"),
+            ]),
+        .target(
+            name: "UrunKernel",
+            dependencies: ["CUrunSyscalls", .product(name: "SystemPackage", package: "swift-system")]),
+        .target(name: "UrunUserNS", dependencies: ["UrunKernel"]),
+        .target(name: "UrunRootfs", dependencies: ["UrunKernel"]),
+        .target(name: "UrunImage", dependencies: ["UrunKernel", "CUrunArchive", "CUrunSHA256"]),
+        .target(name: "UrunProcess", dependencies: ["UrunKernel"]),
+        .target(name: "UrunCLI"),
+        .target(
+            name: "UrunContainer",
+            dependencies: ["UrunKernel", "UrunUserNS", "UrunRootfs", "UrunImage", "UrunProcess"]),
+        .executableTarget(name: "urun", dependencies: ["UrunCLI", "UrunContainer", "UrunKernel"]),
+
+        .testTarget(name: "UrunKernelTests", dependencies: ["UrunKernel"]),
+        .testTarget(name: "UrunUserNSTests", dependencies: ["UrunUserNS"]),
+        .testTarget(name: "UrunRootfsTests", dependencies: ["UrunRootfs"]),
+        .target(name: "UrunTestSupport", path: "Tests/UrunTestSupport"),
+        .testTarget(name: "UrunImageTests", dependencies: ["UrunImage", "UrunTestSupport"]),
+        .testTarget(name: "UrunProcessTests", dependencies: ["UrunProcess"]),
+        .testTarget(name: "UrunContainerTests", dependencies: ["UrunContainer"]),
+        .testTarget(name: "UrunCLITests", dependencies: ["UrunCLI"]),
+        .testTarget(name: "UrunIntegrationTests", dependencies: ["UrunTestSupport"]),
+    ]
+)

@@ -1,0 +1,49 @@
+import UrunKernel
+import UrunProcess
+
+/// The environment of a container's command: nothing of the host's leaks in
+/// except what `-e NAME` names explicitly (docker's rule).
+public enum ContainerEnvironment {
+    public static func build(hostname: String, home: String, tty: Bool, image: [String] = [], user: [String])
+        -> [String]
+    {
+        var env: [(String, String)] = [("PATH", defaultPath), ("HOSTNAME", hostname), ("HOME", home)]
+        if tty { env.append(("TERM", "xterm")) }
+        for entry in image + user {
+            let (key, value) = split(entry)
+            env.removeAll { $0.0 == key }
+            env.append((key, value))
+        }
+        return env.map { "\($0.0)=\($0.1)" }
+    }
+
+    /// `-e KEY=VALUE` as given; `-e KEY` takes KEY from urun's own environment
+    /// and is dropped when unset there.
+    public static func fromFlags(_ values: [String]) -> [String] {
+        values.compactMap { entry in
+            if entry.contains("=") { return entry }
+            return environment(entry).map { "\(entry)=\($0)" }
+        }
+    }
+
+    /// --env-file: KEY=VALUE lines; `#` comments and blank lines skipped; a
+    /// bare KEY reads urun's own environment, like -e.
+    public static func parseFile(_ text: String, path: String) throws(UrunError) -> [String] {
+        var result: [String] = []
+        for (number, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let line = String(raw).trimmingWhitespace()
+            if line.isEmpty || line.hasPrefix("#") { continue }
+            let key = line.split(separator: "=", maxSplits: 1).first.map(String.init) ?? ""
+            guard !key.isEmpty, !key.contains(" ") else {
+                throw .invalid("--env-file \(path):\(number + 1): invalid line '\(line)'")
+            }
+            result += fromFlags([line])
+        }
+        return result
+    }
+
+    static func split(_ entry: String) -> (String, String) {
+        guard let eq = entry.firstIndex(of: "=") else { return (entry, "") }
+        return (String(entry[..<eq]), String(entry[entry.index(after: eq)...]))
+    }
+}

@@ -1,0 +1,47 @@
+import UrunKernel
+import UrunRootfs
+
+/// How the container is connected to a network.
+public enum NetworkMode: String, Sendable, CaseIterable {
+    /// Its own network namespace with only loopback, up.
+    case `private`
+    /// Its own network namespace with only loopback (docker's name for it).
+    case none
+    /// The host's network namespace.
+    case host
+
+    public var ownNamespace: Bool { self != .host }
+}
+
+/// Everything urun needs to know to start one container, from the command
+/// line; passed by value from the CLI to the launcher.
+public struct ContainerSpec: Sendable {
+    public var image: String
+    /// The command and its arguments; empty means the default shell.
+    public var command: [String] = []
+    /// KEY=VALUE pairs from -e and --env-file, in order.
+    public var environment: [String] = []
+    public var workingDirectory: String?
+    /// `uid[:gid]` or `name[:group]`, resolved in the image.
+    public var user: String?
+    public var hostname: String?
+    public var name: String?
+    public var volumes: [Volume] = []
+    public var tmpfs: [TmpfsMount] = []
+    public var readOnly = false
+    public var network: NetworkMode = .private
+    /// Allocate a pty in the container (-t).
+    public var tty = false
+    /// Keep stdin connected (-i). A foreground run always passes stdin through.
+    public var interactive = false
+    /// Put urun in front of the command as a reaping PID 1 (--init).
+    public var useInit = false
+
+    public init(image: String) {
+        self.image = image
+    }
+
+    /// docker runs the image's CMD; a plain rootfs tarball has none, so a
+    /// shell, as `docker run -it alpine` gives one.
+    public var effectiveCommand: [String] { command.isEmpty ? ["/bin/sh"] : command }
+}

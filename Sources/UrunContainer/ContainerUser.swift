@@ -1,0 +1,59 @@
+import Glibc
+import UrunKernel
+
+/// The user a container's command runs as, resolved in the image's own
+/// /etc/passwd and /etc/group (docker's `--user` semantics).
+public struct ContainerUser: Equatable, Sendable {
+    public let uid: UInt32
+    public let gid: UInt32
+    public let home: String
+
+    public static let root = ContainerUser(uid: 0, gid: 0, home: "/root")
+
+    /// Resolves `spec` ("1000", "1000:100", "app", "app:staff") against the
+    /// passwd and group files of the root at `rootfs`, read without following
+    /// any symlink out of it.
+    public static func resolve(_ spec: String?, rootfs: String) throws(UrunError) -> ContainerUser {
+        guard let spec, !spec.isEmpty else {
+            let passwd = readInImage(rootfs, "/etc/passwd").map(PasswdEntry.parse) ?? []
+            return ContainerUser(uid: 0, gid: 0, home: passwd.first(where: { $0.uid == 0 })?.home ?? "/root")
+        }
+        let parts = spec.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
+        let passwd = readInImage(rootfs, "/etc/passwd").map(PasswdEntry.parse) ?? []
+        let entry: PasswdEntry?
+        let uid: UInt32
+        if let number = UInt32(parts[0]) {
+            uid = number
+            entry = passwd.first { $0.uid == number }
+        } else {
+            guard let found = passwd.first(where: { $0.name == parts[0] }) else {
+                throw .invalid("unable to find user \(parts[0]): no matching entries in the image's /etc/passwd")
+            }
+            entry = found
+            uid = found.uid
+        }
+        var gid = entry?.gid ?? 0
+        if parts.count == 2 {
+            if let number = UInt32(parts[1]) {
+                gid = number
+            } else {
+                let groups = readInImage(rootfs, "/etc/group").map(GroupEntry.parse) ?? []
+                guard let group = groups.first(where: { $0.name == parts[1] }) else {
+                    throw .invalid("unable to find group \(parts[1]): no matching entries in the image's /etc/group")
+                }
+                gid = group.gid
+            }
+        }
+        return ContainerUser(uid: uid, gid: gid, home: entry?.home ?? "/")
+    }
+
+    /// A small file of the image, read through an in-root resolution.
+    static func readInImage(_ rootfs: String, _ path: String) -> String? {
+        let root = open(rootfs, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard root >= 0 else { return nil }
+        defer { closeQuietly(root) }
+        guard let fd = try? openInRoot(root, path) else { return nil }
+        defer { closeQuietly(fd) }
+        return try? readText(procFDPath(fd))
+    }
+}

@@ -1,0 +1,152 @@
+import CUrunSyscalls
+import Glibc
+import UrunImage
+import UrunKernel
+import UrunProcess
+import UrunRootfs
+import UrunUserNS
+
+/// Runs a container in the foreground: the one place that knows the order
+/// of the steps.
+///
+/// 1. The image is unpacked (once) into the cache; the user is resolved in it.
+/// 2. The container's directory and /etc files are made; the mount plan is built.
+/// 3. One clone(2) creates the user, mount, PID, UTS, IPC and network
+///    namespaces; urun writes the id maps and releases the child.
+/// 4. The child, root of its namespaces, enters a new cgroup namespace,
+///    applies the mount plan, pivots into the overlay, sets the hostname,
+///    brings loopback up, attaches its pty and execs the command.
+/// 5. urun supervises: signals, terminal, exit status; then removes the
+///    container's directory.
+public struct Launcher {
+    public let paths: UrunPaths
+
+    public init(paths: UrunPaths) {
+        self.paths = paths
+    }
+
+    public func run(_ spec: ContainerSpec) throws(UrunError) -> ExitStatus {
+        let image = try ImageStore(directory: paths.cache).rootfs(for: spec.image, showProgress: true)
+        let user = try ContainerUser.resolve(spec.user, rootfs: image.path)
+
+        let directory = ContainerDirectory(in: paths.containers)
+        defer { directory.remove() }
+        let hostname = spec.hostname ?? (spec.network == .host ? hostHostname() : String(directory.id.prefix(12)))
+        let environment = ContainerEnvironment.build(
+            hostname: hostname, home: user.home, tty: spec.tty, user: spec.environment)
+        let workingDirectory = spec.workingDirectory ?? "/"
+        var plan = MountPlan.container(
+            rootfs: directory.rootfs, lower: [image.path], upper: directory.upper, work: directory.work,
+            volatile: true, staging: directory.etc,
+            etcFiles: EtcFiles.files(hostname: hostname, network: spec.network), volumes: spec.volumes, tmpfs: spec.tmpfs, readOnlyRoot: spec.readOnly,
+            ownNetwork: spec.network.ownNamespace)
+        plan.ops.append(.directory(target: workingDirectory))
+
+        // The user, PID and mount namespaces come with the clone (the child is
+        // PID 1 from birth); the child makes the others while urun writes the maps.
+        var early: Namespaces = [.uts, .ipc]
+        if spec.network.ownNamespace { early.insert(.network) }
+        let idMap = IDMap.single(hostUID: getuid(), hostGID: getgid(), uid: user.uid, gid: user.gid)
+        let windowSize = spec.tty ? (WindowSize.of(0) ?? WindowSize.of(1)) : nil
+
+        // The child hands its pty master back over this socket (SCM_RIGHTS).
+        var ptySocket: [CInt] = [-1, -1]
+        if spec.tty {
+            try sys(.openPty) { socketpair(AF_UNIX, CInt(SOCK_SEQPACKET.rawValue) | CInt(SOCK_CLOEXEC.rawValue), 0, &ptySocket) }
+        }
+        defer { ptySocket.forEach(closeQuietly) }
+
+        let blocked = blockSupervisedSignals()
+        let child = try cloneIntoNamespaces(
+            [.user, .pid, .mount], early: early, idMap: idMap, prepare: { _ throws(UrunError) in try directory.create() }
+        ) { channel in
+            closeQuietly(ptySocket[0])
+            let setup = ChildSetup(
+                spec: spec, plan: plan, hostname: hostname, environment: environment,
+                workingDirectory: workingDirectory, windowSize: windowSize, ptySocket: ptySocket[1])
+            do throws(UrunError) {
+                try setup.run(channel)
+            } catch {
+                channel.fail(error)
+            }
+        }
+        closeQuietly(ptySocket[1])
+        ptySocket[1] = -1
+
+        var master: CInt?
+        if spec.tty {
+            let fd = urun_recv_fd(ptySocket[0])
+            if fd >= 0 { master = fd }
+        }
+        do throws(UrunError) {
+            try child.awaitExec()
+        } catch {
+            if let master { closeQuietly(master) }
+            child.reap()
+            throw error
+        }
+        let supervisor = try Supervisor(pid: child.pid, pidfd: child.pidfd, blockedSignals: blocked, master: master)
+        return supervisor.run()
+    }
+
+    private func hostHostname() -> String {
+        var buffer = [CChar](repeating: 0, count: 256)
+        gethostname(&buffer, buffer.count - 1)
+        return String(decoding: buffer.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+}
+
+/// What the child does between the handshake and exec, in order. Runs in the
+/// cloned child: root of its new namespaces, single-threaded, no Foundation.
+struct ChildSetup {
+    let spec: ContainerSpec
+    let plan: MountPlan
+    let hostname: String
+    let environment: [String]
+    let workingDirectory: String
+    let windowSize: WindowSize?
+    let ptySocket: CInt
+
+    func run(_ channel: ChildChannel) throws(UrunError) -> Never {
+        // urun's own cgroup becomes the container's cgroup root.
+        try sys(.unshareCgroup, explain: "unshare(CLONE_NEWCGROUP)") { urun_unshare(CInt(URUN_CLONE_NEWCGROUP)) }
+        try plan.apply()
+        try sys(.setHostname, explain: "sethostname(\"\(hostname)\")") {
+            urun_sethostname(hostname, hostname.utf8.count)
+        }
+        if spec.network.ownNamespace {
+            try sys(.loopbackUp, explain: "ioctl(SIOCSIFFLAGS, \"lo\", IFF_UP)") { urun_loopback_up() }
+        }
+        if spec.tty { try attachPty() }
+        try sys(.changeDirectory, explain: "chdir(\"\(workingDirectory)\")", path: workingDirectory) {
+            chdir(workingDirectory)
+        }
+        let command = spec.effectiveCommand
+        if spec.useInit {
+            runAsInit {
+                do throws(UrunError) {
+                    try execCommand(command, environment: environment)
+                } catch {
+                    channel.fail(error)
+                }
+            }
+        }
+        try execCommand(command, environment: environment)
+    }
+
+    /// A pty from the container's own devpts: its slave becomes /dev/console
+    /// and the command's terminal; its master goes back to urun.
+    private func attachPty() throws(UrunError) {
+        let pty = try ContainerPty.open(size: windowSize)
+        let console = "/dev/console"
+        let fd = try sys(.bindConsole, path: console) { urun_open_mode(console, O_WRONLY | O_CREAT | O_CLOEXEC, 0o600) }
+        closeQuietly(fd)
+        try sys(.bindConsole, explain: "mount(\"\(pty.slavePath)\", \"/dev/console\", NULL, MS_BIND)", path: console) {
+            mount(pty.slavePath, console, nil, UInt(MS_BIND), nil)
+        }
+        try sys(.openPty, explain: "sendmsg(SCM_RIGHTS: pty master → urun)") { urun_send_fd(ptySocket, pty.master) }
+        closeQuietly(pty.master)
+        try pty.attachAsControllingTerminal()
+        closeQuietly(pty.slave)
+    }
+}

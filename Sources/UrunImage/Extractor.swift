@@ -1,0 +1,271 @@
+import CUrunArchive
+import CUrunSyscalls
+import Glibc
+import UrunKernel
+
+/// Writes the entries of an archive below one directory, treating the archive
+/// as hostile:
+/// - every parent directory is resolved *inside* the destination
+///   (openat2 RESOLVE_IN_ROOT), so a symlink planted by an earlier entry, or
+///   one pointing at `/`, can never lead a write outside it;
+/// - the final component is created with O_EXCL|O_NOFOLLOW, never written
+///   through an existing symlink;
+/// - entries with a `..` component are refused; a leading `/` is dropped, as
+///   GNU tar does;
+/// - hard links may only name files inside the destination.
+/// Names are handled as bytes: file names need not be UTF-8.
+struct Extractor {
+    let root: CInt
+    let rootPath: String
+    /// Real root restores owners and device nodes; an unprivileged user cannot.
+    let privileged = getuid() == 0
+    private var cachedParent: (path: [UInt8], fd: CInt)?
+    private var directories: [(path: [UInt8], mode: mode_t, mtime: timespec)] = []
+    private(set) var skippedDevices = 0
+    private(set) var skippedSockets = 0
+
+    init(root: CInt, rootPath: String) {
+        self.root = root
+        self.rootPath = rootPath
+    }
+
+    mutating func extract(from reader: ArchiveReader) throws(UrunError) {
+        defer { forgetParent() }
+        while let entry = try reader.next() {
+            try extract(entry, reader)
+        }
+        try finishDirectories()
+    }
+
+    private mutating func extract(_ entry: OpaquePointer, _ reader: ArchiveReader) throws(UrunError) {
+        guard let rawName = archive_entry_pathname(entry) else { return }
+        let name = bytes(of: rawName)
+        let parts = try components(name, display: name)
+        guard let leaf = parts.last else {  // "./": the root itself
+            if archive_entry_filetype(entry) == S_IFDIR {
+                directories.append(([UInt8(ascii: ".")], archive_entry_perm(entry) & 0o7777, mtimeOf(entry)))
+            }
+            return
+        }
+        let parentPath = joined(parts.dropLast())
+        let parent = try openParent(parentPath)
+        let mode = archive_entry_perm(entry) & 0o7777
+        let mtime = mtimeOf(entry)
+
+        if let link = archive_entry_hardlink(entry) {
+            let target = try components(bytes(of: link), display: name)
+            guard let targetLeaf = target.last else { throw invalid(name, "hard link to the root") }
+            let targetParent = try openParent(joined(target.dropLast()), create: false)
+            let targetName = cString(targetLeaf)
+            try replacing(parent, leaf, name) { leafName in
+                targetName.withUnsafeBufferPointer { linkat(targetParent, $0.baseAddress!, parent, leafName, 0) }
+            }
+            if archive_entry_size(entry) > 0 {
+                try writeData(reader, into: parent, leaf, name, mode, mtime, replace: false, owner: nil)
+            }
+            return
+        }
+
+        switch archive_entry_filetype(entry) {
+        case S_IFREG:
+            try writeData(reader, into: parent, leaf, name, mode, mtime, replace: true, owner: owner(entry))
+        case S_IFDIR:
+            try makeDirectory(parent, leaf, name)
+            try own(entry, parent, leaf)
+            directories.append((name, mode, mtime))
+        case S_IFLNK:
+            guard let target = archive_entry_symlink(entry) else { throw invalid(name, "symlink without a target") }
+            try replacing(parent, leaf, name) { symlinkat(target, parent, $0) }
+            try own(entry, parent, leaf)
+            var times = [mtime, mtime]
+            utimensat(parent, cString(leaf), &times, AT_SYMLINK_NOFOLLOW)
+        case S_IFIFO:
+            try replacing(parent, leaf, name) { mkfifoat(parent, $0, mode) }
+            try own(entry, parent, leaf)
+        case S_IFCHR, S_IFBLK:
+            guard privileged else {
+                skippedDevices += 1
+                return
+            }
+            let device = urun_makedev(UInt32(archive_entry_rdevmajor(entry)), UInt32(archive_entry_rdevminor(entry)))
+            let type = archive_entry_filetype(entry)
+            try replacing(parent, leaf, name) { mknodat(parent, $0, type | mode, device) }
+            try own(entry, parent, leaf)
+        default:
+            skippedSockets += 1
+        }
+    }
+
+    // MARK: files
+
+    private mutating func writeData(
+        _ reader: ArchiveReader, into parent: CInt, _ leaf: [UInt8], _ name: [UInt8], _ mode: mode_t,
+        _ mtime: timespec, replace: Bool, owner: (uid_t, gid_t)?
+    ) throws(UrunError) {
+        var fd: CInt = -1
+        if replace {
+            try replacing(parent, leaf, name) { leafName in
+                fd = openat(parent, leafName, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
+                return fd
+            }
+        } else {
+            fd = try sys(.unpackImage, path: display(name)) {
+                openat(parent, cString(leaf), O_WRONLY | O_NOFOLLOW | O_CLOEXEC)
+            }
+        }
+        defer { closeQuietly(fd) }
+        var end: Int64 = 0
+        try reader.readData { (block, offset) throws(UrunError) in
+            var written = 0
+            while written < block.count {
+                let n = pwrite(fd, block.baseAddress! + written, block.count - written, Int(offset) + written)
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    throw .kernel(.unpackImage, path: display(name), .current)
+                }
+                written += n
+            }
+            end = max(end, offset + Int64(block.count))
+        }
+        // A sparse file may end in a hole that no block covers.
+        var st = stat()
+        if fstat(fd, &st) == 0 && st.st_size < end { ftruncate(fd, Int(end)) }
+        // Owner before mode: chown(2) clears set-user-ID bits.
+        if let owner { fchown(fd, owner.0, owner.1) }
+        try sys(.unpackImage, path: display(name)) { fchmod(fd, mode) }
+        var times = [mtime, mtime]
+        futimens(fd, &times)
+    }
+
+    private mutating func makeDirectory(_ parent: CInt, _ leaf: [UInt8], _ name: [UInt8]) throws(UrunError) {
+        let c = cString(leaf)
+        if mkdirat(parent, c, 0o700) == 0 { return }
+        guard errno == EEXIST else { throw .kernel(.unpackImage, path: display(name), .current) }
+        var st = stat()
+        if fstatat(parent, c, &st, AT_SYMLINK_NOFOLLOW) == 0 && st.st_mode & S_IFMT == S_IFDIR { return }
+        // Something else stands there (a file, a symlink): a directory replaces it, as tar does.
+        try replacing(parent, leaf, name) { mkdirat(parent, $0, 0o700) }
+    }
+
+    /// Runs `create`; if the name exists, removes it (an empty directory
+    /// included) and tries once more, as tar replaces earlier members.
+    private mutating func replacing(
+        _ parent: CInt, _ leaf: [UInt8], _ name: [UInt8],
+        _ create: (UnsafePointer<CChar>) -> CInt
+    ) throws(UrunError) {
+        let c = cString(leaf)
+        try c.withUnsafeBufferPointer { (pointer) throws(UrunError) in
+            let leafName = pointer.baseAddress!
+            if create(leafName) >= 0 { return }
+            guard errno == EEXIST else { throw .kernel(.unpackImage, path: display(name), .current) }
+            if unlinkat(parent, leafName, 0) != 0 {
+                guard errno == EISDIR, unlinkat(parent, leafName, AT_REMOVEDIR) == 0 else {
+                    throw .kernel(.unpackImage, path: display(name), .current)
+                }
+            }
+            forgetParent()  // a replaced directory or symlink changes what paths resolve to
+            if create(leafName) < 0 { throw .kernel(.unpackImage, path: display(name), .current) }
+        }
+    }
+
+    /// The owner to restore: only real root can give files away.
+    private func owner(_ entry: OpaquePointer) -> (uid_t, gid_t)? {
+        privileged ? (uid_t(archive_entry_uid(entry)), gid_t(archive_entry_gid(entry))) : nil
+    }
+
+    private func own(_ entry: OpaquePointer, _ parent: CInt, _ leaf: [UInt8]) throws(UrunError) {
+        guard let (uid, gid) = owner(entry) else { return }
+        fchownat(parent, cString(leaf), uid, gid, AT_SYMLINK_NOFOLLOW)
+    }
+
+    /// Directory modes and times are set last, deepest first: a read-only
+    /// directory must not block the entries extracted into it, and writing
+    /// into a directory changes its mtime.
+    private mutating func finishDirectories() throws(UrunError) {
+        for directory in directories.sorted(by: { depth($0.path) > depth($1.path) }) {
+            let fd = cString(directory.path).withUnsafeBufferPointer { path in
+                urun_openat2(
+                    root, path.baseAddress!, UInt64(O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC), 0,
+                    UInt64(URUN_RESOLVE_IN_ROOT | URUN_RESOLVE_NO_MAGICLINKS))
+            }
+            guard fd >= 0 else { continue }  // replaced by a later member
+            fchmod(fd, directory.mode)
+            var times = [directory.mtime, directory.mtime]
+            futimens(fd, &times)
+            closeQuietly(fd)
+        }
+    }
+
+    // MARK: parents
+
+    /// The directory `path` below the root, resolved inside it, created if
+    /// missing. The last one is kept: archives list a directory's files together.
+    private mutating func openParent(_ path: [UInt8], create: Bool = true) throws(UrunError) -> CInt {
+        if path.isEmpty { return root }
+        if let cached = cachedParent, cached.path == path { return cached.fd }
+        var fd = openBelowRoot(path)
+        if fd < 0 && errno == ENOENT && create {
+            // Missing parents (archives need not list directories): created by
+            // the same in-root walk that mounts use, so a symlink among them
+            // still resolves inside the image.
+            fd = try openInRoot(root, bytes: path, create: .directory, step: .unpackImage)
+        }
+        guard fd >= 0 else { throw .kernel(.unpackImage, path: display(path), .current) }
+        forgetParent()
+        cachedParent = (path, fd)
+        return fd
+    }
+
+    private func openBelowRoot(_ path: [UInt8]) -> CInt {
+        cString(path).withUnsafeBufferPointer { pointer in
+            urun_openat2(
+                root, pointer.baseAddress!, UInt64(CInt(URUN_O_PATH) | O_DIRECTORY | O_CLOEXEC), 0,
+                UInt64(URUN_RESOLVE_IN_ROOT | URUN_RESOLVE_NO_MAGICLINKS))
+        }
+    }
+
+    private mutating func forgetParent() {
+        if let cached = cachedParent { closeQuietly(cached.fd) }
+        cachedParent = nil
+    }
+
+    // MARK: names as bytes
+
+    /// Splits a member name into components: drops a leading "/", "." and
+    /// empty parts; refuses "..".
+    private func components(_ name: [UInt8], display shown: [UInt8]) throws(UrunError) -> [[UInt8]] {
+        var parts: [[UInt8]] = []
+        for part in name.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: true) {
+            if part.elementsEqual([UInt8(ascii: ".")]) { continue }
+            if part.elementsEqual([UInt8(ascii: "."), UInt8(ascii: ".")]) {
+                throw invalid(shown, "a path with '..' would leave the image")
+            }
+            parts.append(Array(part))
+        }
+        return parts
+    }
+
+    private func invalid(_ name: [UInt8], _ reason: String) -> UrunError {
+        .invalid("refusing archive member '\(display(name))': \(reason)")
+    }
+
+    private func joined(_ parts: ArraySlice<[UInt8]>) -> [UInt8] {
+        Array(parts.joined(separator: [UInt8(ascii: "/")]))
+    }
+
+    private func depth(_ path: [UInt8]) -> Int { path.lazy.filter { $0 == UInt8(ascii: "/") }.count }
+}
+
+private func mtimeOf(_ entry: OpaquePointer) -> timespec {
+    timespec(tv_sec: archive_entry_mtime(entry), tv_nsec: archive_entry_mtime_nsec(entry))
+}
+
+private func bytes(of pointer: UnsafePointer<CChar>) -> [UInt8] {
+    Array(UnsafeBufferPointer(start: pointer, count: strlen(pointer))).map { UInt8(bitPattern: $0) }
+}
+
+private func cString(_ bytes: [UInt8]) -> [CChar] {
+    bytes.map { CChar(bitPattern: $0) } + [0]
+}
+
+private func display(_ bytes: [UInt8]) -> String { String(decoding: bytes, as: UTF8.self) }

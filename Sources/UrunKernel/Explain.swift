@@ -1,0 +1,69 @@
+import CUrunSyscalls
+import Glibc
+
+/// `--explain`: each kernel step is narrated as it happens, with why it is
+/// taken and where to read more. `sys(...)` calls `step` just before the call.
+public enum Explain {
+    public enum Mode: Sendable, Equatable {
+        case off, text, json
+    }
+
+    // Global by design: urun is single-threaded and the narration must reach the
+    // forked child without threading a context through every mount call.
+    nonisolated(unsafe) public private(set) static var mode: Mode = .off
+    nonisolated(unsafe) private static var output: CInt = 2
+    nonisolated(unsafe) private static var lastPhase: Step.Phase?
+
+    public static var enabled: Bool { mode != .off }
+
+    /// Turns narration on, to a private copy of stderr, so that a pty placed on
+    /// fd 2 later still leaves the narration on the host's terminal.
+    public static func start(_ mode: Mode) {
+        self.mode = mode
+        guard mode != .off else { return }
+        let copy = urun_dup_cloexec(2)
+        if copy >= 0 { output = copy }
+    }
+
+    public static func step(_ step: Step, _ call: String) {
+        switch mode {
+        case .off:
+            return
+        case .text:
+            var text = ""
+            if lastPhase != step.phase {
+                text += "── \(step.phase.rawValue) ──\n"
+                lastPhase = step.phase
+            }
+            text += "  \(call)\n"
+            if !step.why.isEmpty {
+                text += "      \(step.why)"
+                if !step.manPage.isEmpty { text += " [\(step.manPage)]" }
+                text += "\n"
+            }
+            writeQuietly(output, text)
+        case .json:
+            var object = JSON.object([
+                ("phase", .string(step.phase.rawValue)),
+                ("step", .string(step.phrase)),
+                ("call", .string(call)),
+            ])
+            if !step.why.isEmpty { object["why"] = .string(step.why) }
+            if !step.manPage.isEmpty { object["man"] = .string(step.manPage) }
+            writeQuietly(output, object.serialized() + "\n")
+        }
+    }
+
+    /// A line of narration that is not itself a call (a result, a decision).
+    public static func note(_ step: Step, _ text: String) {
+        switch mode {
+        case .off: return
+        case .text: writeQuietly(output, "  \(text)\n")
+        case .json:
+            let object = JSON.object([
+                ("phase", .string(step.phase.rawValue)), ("step", .string(step.phrase)), ("note", .string(text)),
+            ])
+            writeQuietly(output, object.serialized() + "\n")
+        }
+    }
+}

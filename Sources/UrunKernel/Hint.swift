@@ -1,0 +1,76 @@
+import Glibc
+import SystemPackage
+
+/// What to do about a failed step: one table keyed by (step, errno), so every
+/// error that has a known cause names it and the fix.
+public enum Hint {
+    public static func `for`(_ step: Step, _ errno: Errno) -> String? {
+        switch (step, errno) {
+        case (.clone, .noSpace):
+            return "user.max_user_namespaces is exhausted or 0; raise it: sysctl -w user.max_user_namespaces=15000"
+        case (.clone, .notPermitted), (.clone, .invalidArgument):
+            return userNamespaceBlocker()
+        case (.mountOverlay, .invalidArgument), (.mountOverlay, .notPermitted),
+            (.mountOverlay, .operationNotSupportedByDevice):
+            if let version = KernelVersion.running, version < KernelVersion(5, 11) {
+                return "overlayfs inside a user namespace needs Linux 5.11 or newer; this is \(version)"
+            }
+            return "the cache or data directory's file system may not support user xattrs (overlayfs userxattr); move it with URUN_ROOT"
+        case (.mountProc, .notPermitted), (.mountSysfs, .notPermitted):
+            return "this host hides parts of /proc or /sys (inside another container?); a fresh instance needs a fully visible one"
+        case (.writeUIDMap, .notPermitted), (.writeGIDMap, .notPermitted):
+            return "an unprivileged user may map only its own id"
+        case (_, .noSpace):
+            return "the disk is full"
+        default:
+            return nil
+        }
+    }
+
+    /// Names the sysctl or LSM setting that refuses unprivileged user namespaces here.
+    static func userNamespaceBlocker() -> String {
+        if readSysctl("kernel/unprivileged_userns_clone") == "0" {
+            return "unprivileged user namespaces are disabled: sysctl -w kernel.unprivileged_userns_clone=1"
+        }
+        if readSysctl("user/max_user_namespaces") == "0" {
+            return "user namespaces are disabled: sysctl -w user.max_user_namespaces=15000"
+        }
+        if readSysctl("kernel/apparmor_restrict_unprivileged_userns") == "1" {
+            return "AppArmor restricts unprivileged user namespaces (kernel.apparmor_restrict_unprivileged_userns=1); add an AppArmor profile for urun with 'userns,' or set the sysctl to 0"
+        }
+        return "user namespaces are refused here (a seccomp filter or LSM of the calling environment?)"
+    }
+
+    static func readSysctl(_ name: String) -> String? {
+        guard let text = try? readText("/proc/sys/" + name) else { return nil }
+        return text.trimmingWhitespace()
+    }
+}
+
+/// The running kernel's version, from uname(2).
+public struct KernelVersion: Comparable, CustomStringConvertible, Sendable {
+    public let major: Int
+    public let minor: Int
+
+    public init(_ major: Int, _ minor: Int) {
+        self.major = major
+        self.minor = minor
+    }
+
+    public static var running: KernelVersion? {
+        var info = utsname()
+        guard uname(&info) == 0 else { return nil }
+        let release = withUnsafeBytes(of: &info.release) { raw in
+            String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
+        }
+        let parts = release.split(whereSeparator: { !$0.isNumber }).prefix(2).compactMap { Int($0) }
+        guard parts.count == 2 else { return nil }
+        return KernelVersion(parts[0], parts[1])
+    }
+
+    public static func < (a: KernelVersion, b: KernelVersion) -> Bool {
+        (a.major, a.minor) < (b.major, b.minor)
+    }
+
+    public var description: String { "\(major).\(minor)" }
+}

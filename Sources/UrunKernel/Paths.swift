@@ -1,0 +1,82 @@
+import Glibc
+
+/// Where urun keeps things. `URUN_ROOT` (or `--root`) puts all of it under one
+/// directory, which is what tests and CI do; otherwise the XDG directories.
+public struct UrunPaths: Sendable {
+    /// Unpacked images, shared by every container of the user.
+    public let cache: String
+    /// Containers' upper layers and persistent state.
+    public let data: String
+    /// Locks and runtime state; on tmpfs where the system provides one.
+    public let runtime: String
+
+    public var containers: String { data + "/containers" }
+
+    public init(cache: String, data: String, runtime: String) {
+        self.cache = cache
+        self.data = data
+        self.runtime = runtime
+    }
+
+    /// Resolves the directories from `root` (if given) or the environment.
+    public static func resolve(root: String? = nil) throws(UrunError) -> UrunPaths {
+        if let root = root ?? environment("URUN_ROOT"), !root.isEmpty {
+            let base = try absolute(root)
+            return UrunPaths(cache: base + "/cache", data: base + "/data", runtime: base + "/run")
+        }
+        let home = try homeDirectory()
+        let cacheHome = xdg("XDG_CACHE_HOME") ?? home + "/.cache"
+        let dataHome = xdg("XDG_DATA_HOME") ?? home + "/.local/share"
+        return UrunPaths(cache: cacheHome + "/urun", data: dataHome + "/urun", runtime: try runtimeDirectory())
+    }
+
+    /// $XDG_RUNTIME_DIR/urun when it is ours; under `su` it is unset or names
+    /// another user's directory, so fall back to /run/user/UID, then to a
+    /// private directory in /tmp that we verify we own.
+    static func runtimeDirectory() throws(UrunError) -> String {
+        let uid = getuid()
+        for candidate in [xdg("XDG_RUNTIME_DIR"), "/run/user/\(uid)"] {
+            if let dir = candidate, let st = fileStatus(dir, followLinks: true), st.st_uid == uid,
+                access(dir, W_OK) == 0
+            {
+                return dir + "/urun"
+            }
+        }
+        let tmp = (xdg("TMPDIR") ?? "/tmp") + "/urun-\(uid)"
+        if mkdir(tmp, 0o700) != 0 && errno != EEXIST {
+            throw .kernel(.createContainerDir, path: tmp, .current)
+        }
+        guard let st = fileStatus(tmp), isDirectory(st), st.st_uid == uid, st.st_mode & 0o077 == 0 else {
+            throw .invalid("\(tmp) is not a private directory owned by you; remove it or set XDG_RUNTIME_DIR")
+        }
+        return tmp
+    }
+
+    static func homeDirectory() throws(UrunError) -> String {
+        if let home = xdg("HOME") { return home }
+        // Under `setpriv --reset-env` or cron HOME may be missing: ask passwd.
+        let uid = getuid()
+        if let text = try? readText("/etc/passwd"),
+            let entry = PasswdEntry.parse(text).first(where: { $0.uid == uid }), entry.home.hasPrefix("/")
+        {
+            return entry.home
+        }
+        throw .invalid("cannot find your home directory; set HOME or URUN_ROOT")
+    }
+
+    /// An XDG variable, honoured only when absolute (as the spec says).
+    static func xdg(_ name: String) -> String? {
+        guard let value = environment(name), value.hasPrefix("/") else { return nil }
+        return value
+    }
+
+    public static func absolute(_ path: String) throws(UrunError) -> String {
+        if path.hasPrefix("/") { return path }
+        var buffer = [CChar](repeating: 0, count: Int(PATH_MAX))
+        guard getcwd(&buffer, buffer.count) != nil else {
+            throw .kernel(.readFile, path: ".", .current)
+        }
+        let cwd = String(decoding: buffer.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        return path == "." ? cwd : cwd + "/" + path
+    }
+}

@@ -1,0 +1,71 @@
+import CUrunSyscalls
+import Glibc
+import UrunKernel
+
+/// The default PATH inside a container, as docker sets it.
+public let defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+/// Finds `command` as execvp(3) would, in the container's PATH: a name with a
+/// slash is used as it is; otherwise the first executable regular file wins.
+/// Not found anywhere → 127; found but not executable → 126 (docker's codes).
+public func lookupCommand(_ command: String, path: String) throws(UrunError) -> String {
+    guard !command.isEmpty else { throw .commandNotFound(command) }
+    if command.contains("/") { return command }
+    var denied: Errno?
+    for dir in path.split(separator: ":", omittingEmptySubsequences: false) {
+        let candidate = (dir.isEmpty ? "." : String(dir)) + "/" + command
+        guard let st = fileStatus(candidate, followLinks: true), isRegularFile(st) else { continue }
+        if access(candidate, X_OK) == 0 { return candidate }
+        denied = Errno.current
+    }
+    if let denied { throw .notExecutable(command, denied) }
+    throw .commandNotFound(command)
+}
+
+/// Replaces this process with `arguments[0]`: signals unblocked, every
+/// descriptor above stdio marked close-on-exec, a clean environment.
+public func execCommand(_ arguments: [String], environment: [String]) throws(UrunError) -> Never {
+    let path = environment.last(where: { $0.hasPrefix("PATH=") }).map { String($0.dropFirst(5)) } ?? defaultPath
+    let executable = try lookupCommand(arguments[0], path: path)
+    try prepareForExec()
+    if Explain.enabled {
+        Explain.step(.exec, "execve(\"\(executable)\", \(arguments), env: \(environment.count) variables)")
+    }
+    withCStrings(arguments) { argv in
+        withCStrings(environment) { envp in
+            _ = execve(executable, argv, envp)
+        }
+    }
+    let errno = Errno.current
+    if errno == .noSuchFileOrDirectory {
+        // The file vanished, or its #! interpreter or ELF loader is missing.
+        throw .commandNotFound(executable)
+    }
+    throw .notExecutable(executable, errno)
+}
+
+/// Unblocks every signal (urun blocked the forwarded ones before cloning) and
+/// marks all descriptors above 2 close-on-exec, so none of urun's reaches the
+/// command — the error pipe stays usable until the very exec that closes it.
+public func prepareForExec() throws(UrunError) {
+    var none = sigset_t()
+    sigemptyset(&none)
+    sigprocmask(SIG_SETMASK, &none, nil)
+    for signal in [SIGPIPE, SIGINT, SIGQUIT, SIGTERM, SIGHUP, SIGTSTP, SIGTTIN, SIGTTOU] {
+        Glibc.signal(signal, SIG_DFL)
+    }
+    if urun_close_range(3, UInt32.max, UInt32(URUN_CLOSE_RANGE_CLOEXEC)) != 0 {
+        // Before Linux 5.11: walk the descriptors ourselves.
+        for name in (try? directoryEntries("/proc/self/fd")) ?? [] {
+            if let fd = CInt(name), fd > 2 { _ = urun_set_cloexec(fd, 1) }
+        }
+    }
+}
+
+/// Runs `body` with a NULL-terminated C array of C strings.
+public func withCStrings<R>(_ strings: [String], _ body: (UnsafePointer<UnsafeMutablePointer<CChar>?>) -> R) -> R {
+    var pointers: [UnsafeMutablePointer<CChar>?] = strings.map { strdup($0) }
+    pointers.append(nil)
+    defer { pointers.forEach { free($0) } }
+    return pointers.withUnsafeBufferPointer { body($0.baseAddress!) }
+}

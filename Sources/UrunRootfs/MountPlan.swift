@@ -1,0 +1,237 @@
+import CUrunSyscalls
+import Glibc
+import UrunKernel
+
+/// A small file urun writes for the container (/etc/hostname, ...).
+public struct GeneratedFile: Equatable, Sendable {
+    /// Where it appears inside the container.
+    public let target: String
+    public let content: String
+
+    public init(target: String, content: String) {
+        self.target = target
+        self.content = content
+    }
+}
+
+/// One step of building a container's file system. Targets are paths inside
+/// the container's root; sources are host paths.
+public enum MountOp: Equatable, Sendable {
+    /// Kernel overlayfs at the plan's rootfs: `lower` read-only layers (first
+    /// is the top), this container's `upper` and `work` directories.
+    /// `volatile` skips every sync of the upper layer, for containers whose
+    /// upper layer is thrown away anyway (and whose unmount would otherwise
+    /// flush the whole file system underneath).
+    case overlay(lower: [String], upper: String, work: String, volatile: Bool)
+    /// Files written to a tmpfs mounted at the host directory `staging` (in the
+    /// container's mount namespace only, so they vanish with it) and bound
+    /// onto their targets.
+    case files(staging: String, [GeneratedFile])
+    case proc(target: String)
+    case sysfs(target: String)
+    /// The host's /sys, bound read-only (no own network namespace: sysfs refuses).
+    case bindSys(target: String)
+    case tmpfs(target: String, options: TmpfsOptions, step: Step)
+    /// A host device node bound onto an empty file (unprivileged users cannot mknod).
+    case device(source: String, target: String)
+    case devpts(target: String)
+    case mqueue(target: String)
+    case symlink(target: String, pointingTo: String)
+    /// A host file or directory bound in: /etc files and volumes.
+    case bind(source: String, target: String, readOnly: Bool, step: Step)
+    /// A directory that must exist (the working directory), made before the
+    /// root may become read-only.
+    case directory(target: String)
+}
+
+/// The whole file system of a container as data: built first, narrated and
+/// tested as values, then applied top to bottom in the child (bubblewrap's
+/// SetupOp list is the model).
+public struct MountPlan: Equatable, Sendable {
+    /// Host directory where the overlay is mounted and that becomes `/`.
+    public var rootfs: String
+    public var ops: [MountOp]
+    /// --read-only: the root itself is remounted read-only after pivot_root.
+    public var readOnlyRoot: Bool
+
+    public init(rootfs: String, ops: [MountOp], readOnlyRoot: Bool) {
+        self.rootfs = rootfs
+        self.ops = ops
+        self.readOnlyRoot = readOnlyRoot
+    }
+
+    /// The standard plan: overlay, /proc, /sys, a minimal /dev, the /etc files,
+    /// then the user's volumes and tmpfs mounts in the order given.
+    public static func container(
+        rootfs: String, lower: [String], upper: String, work: String, volatile: Bool, staging: String,
+        etcFiles: [GeneratedFile], volumes: [Volume], tmpfs: [TmpfsMount], readOnlyRoot: Bool, ownNetwork: Bool
+    ) -> MountPlan {
+        var ops: [MountOp] = [
+            .overlay(lower: lower, upper: upper, work: work, volatile: volatile),
+            .proc(target: "/proc"),
+            ownNetwork ? .sysfs(target: "/sys") : .bindSys(target: "/sys"),
+            .tmpfs(target: "/dev", options: .dev, step: .mountDev),
+        ]
+        for device in ["null", "zero", "full", "random", "urandom", "tty"] {
+            ops.append(.device(source: "/dev/" + device, target: "/dev/" + device))
+        }
+        ops += [
+            .devpts(target: "/dev/pts"),
+            .tmpfs(target: "/dev/shm", options: .shm, step: .mountShm),
+            .mqueue(target: "/dev/mqueue"),
+            .symlink(target: "/dev/fd", pointingTo: "/proc/self/fd"),
+            .symlink(target: "/dev/stdin", pointingTo: "/proc/self/fd/0"),
+            .symlink(target: "/dev/stdout", pointingTo: "/proc/self/fd/1"),
+            .symlink(target: "/dev/stderr", pointingTo: "/proc/self/fd/2"),
+            .symlink(target: "/dev/ptmx", pointingTo: "pts/ptmx"),
+        ]
+        ops.append(.files(staging: staging, etcFiles))
+        for volume in volumes {
+            ops.append(.bind(source: volume.source, target: volume.target, readOnly: volume.readOnly, step: .bindVolume))
+        }
+        for mount in tmpfs {
+            ops.append(.tmpfs(target: mount.target, options: mount.options, step: .mountTmpfs))
+        }
+        return MountPlan(rootfs: rootfs, ops: ops, readOnlyRoot: readOnlyRoot)
+    }
+
+    /// Applies the plan in the child, which is root of its user namespace and
+    /// owns a fresh mount namespace: / private, every op, then pivot_root.
+    public func apply() throws(UrunError) {
+        try sys(.makeRootPrivate, explain: "mount(NULL, \"/\", NULL, MS_REC|MS_PRIVATE)") {
+            mount(nil, "/", nil, UInt(MS_REC | MS_PRIVATE), nil)
+        }
+        var root: CInt = -1
+        defer { closeQuietly(root) }
+        for op in ops {
+            if case .overlay = op {
+                try apply(op, root: -1)
+                root = try sys(.mountOverlay, path: rootfs) { open(rootfs, CInt(URUN_O_PATH) | O_DIRECTORY | O_CLOEXEC) }
+            } else {
+                try apply(op, root: root)
+            }
+        }
+        try pivotRoot(to: rootfs)
+        if readOnlyRoot {
+            try sys(.remountReadOnly, explain: "mount(NULL, \"/\", NULL, MS_REMOUNT|MS_BIND|MS_RDONLY)", path: "/") {
+                mount(nil, "/", nil, UInt(MS_REMOUNT | MS_BIND | MS_RDONLY), nil)
+            }
+        }
+    }
+
+    private func apply(_ op: MountOp, root: CInt) throws(UrunError) {
+        let nosuidNodevNoexec = UInt(MS_NOSUID | MS_NODEV | MS_NOEXEC)
+        switch op {
+        case .overlay(let lower, let upper, let work, let volatile):
+            // userxattr: overlayfs keeps its metadata in user.* xattrs, which an
+            // unprivileged mounter may write (Linux 5.11).
+            var data = "lowerdir=\(lower.map(escapeOverlayPath).joined(separator: ":")),upperdir=\(escapeOverlayPath(upper)),workdir=\(escapeOverlayPath(work)),userxattr"
+            if volatile { data += ",volatile" }
+            try sys(.mountOverlay, explain: "mount(\"overlay\", \"\(rootfs)\", \"overlay\", 0, \"\(data)\")", path: rootfs) {
+                mount("overlay", rootfs, "overlay", 0, data)
+            }
+        case .proc(let target):
+            try mountFilesystem(.mountProc, "proc", "proc", target, root, nosuidNodevNoexec, nil)
+        case .sysfs(let target):
+            try mountFilesystem(.mountSysfs, "sysfs", "sysfs", target, root, nosuidNodevNoexec | UInt(MS_RDONLY), nil)
+        case .bindSys(let target):
+            let fd = try openInRoot(root, target, create: .directory, step: .bindSys)
+            defer { closeQuietly(fd) }
+            try bindTree("/sys", onto: fd, target: target, readOnly: true, step: .bindSys)
+        case .tmpfs(let target, let options, let step):
+            try mountFilesystem(step, "tmpfs", "tmpfs", target, root, options.flags, options.data)
+        case .device(let source, let target):
+            let fd = try openInRoot(root, target, create: .file, step: .bindDevice)
+            defer { closeQuietly(fd) }
+            try sys(.bindDevice, explain: "mount(\"\(source)\", \"\(target)\", NULL, MS_BIND)", path: target) {
+                mount(source, procFDPath(fd), nil, UInt(MS_BIND), nil)
+            }
+        case .devpts(let target):
+            // newinstance: a devpts of our own; ptmxmode so that pts/ptmx is usable.
+            try mountFilesystem(
+                .mountDevpts, "devpts", "devpts", target, root, UInt(MS_NOSUID | MS_NOEXEC),
+                "newinstance,ptmxmode=0666,mode=0620")
+        case .mqueue(let target):
+            try mountFilesystem(.mountMqueue, "mqueue", "mqueue", target, root, nosuidNodevNoexec, nil)
+        case .symlink(let target, let destination):
+            let parent = try openInRoot(root, parentDirectory(of: target), create: .directory, step: .linkDevice)
+            defer { closeQuietly(parent) }
+            try sys(.linkDevice, explain: "symlink(\"\(destination)\", \"\(target)\")", path: target) {
+                symlinkat(destination, parent, baseName(of: target))
+            }
+        case .files(let staging, let files):
+            try sys(.bindEtcFile, explain: "mount(\"tmpfs\", \"\(staging)\", \"tmpfs\", MS_NOSUID|MS_NODEV|MS_NOEXEC, \"size=1m,mode=755\")", path: staging) {
+                mount("tmpfs", staging, "tmpfs", UInt(MS_NOSUID | MS_NODEV | MS_NOEXEC), "size=1m,mode=755")
+            }
+            for file in files {
+                let source = staging + "/" + baseName(of: file.target)
+                try writeFile(source, file.content)
+                try apply(.bind(source: source, target: file.target, readOnly: false, step: .bindEtcFile), root: root)
+            }
+        case .directory(let target):
+            closeQuietly(try openInRoot(root, target, create: .directory, step: .changeDirectory))
+        case .bind(let source, let target, let readOnly, let step):
+            guard let st = fileStatus(source, followLinks: true) else {
+                throw .kernel(step, path: source, .current)
+            }
+            let fd = try openInRoot(root, target, create: isDirectory(st) ? .directory : .file, step: step)
+            defer { closeQuietly(fd) }
+            try bindTree(source, onto: fd, target: target, readOnly: readOnly, step: step)
+        }
+    }
+
+    /// mount(2) of a fresh file system onto an in-root target, reached through
+    /// its descriptor so no symlink can redirect it.
+    private func mountFilesystem(
+        _ step: Step, _ source: String, _ type: String, _ target: String, _ root: CInt, _ flags: UInt, _ data: String?
+    ) throws(UrunError) {
+        let fd = try openInRoot(root, target, create: .directory, step: step)
+        defer { closeQuietly(fd) }
+        try sys(
+            step,
+            explain: "mount(\"\(source)\", \"\(target)\", \"\(type)\", \(mountFlagNames(flags))\(data.map { ", \"\($0)\"" } ?? ""))",
+            path: target
+        ) { mount(source, procFDPath(fd), type, flags, data) }
+    }
+
+    /// A recursive bind mount, made read-only as a whole before it is attached:
+    /// open_tree(2) clones the tree, mount_setattr(2) sets MOUNT_ATTR_RDONLY on
+    /// every mount in it, move_mount(2) attaches it onto the target descriptor.
+    private func bindTree(_ source: String, onto fd: CInt, target: String, readOnly: Bool, step: Step)
+        throws(UrunError)
+    {
+        let call = "open_tree(\"\(source)\", OPEN_TREE_CLONE|AT_RECURSIVE)"
+            + (readOnly ? " + mount_setattr(MOUNT_ATTR_RDONLY)" : "") + " + move_mount(→ \"\(target)\")"
+        let tree = try sys(step, explain: call, path: source) {
+            urun_open_tree(AT_FDCWD, source, UInt32(URUN_OPEN_TREE_CLONE) | UInt32(O_CLOEXEC) | UInt32(URUN_AT_RECURSIVE))
+        }
+        defer { closeQuietly(tree) }
+        if readOnly {
+            try sys(step, path: target) {
+                urun_mount_setattr(tree, "", UInt32(URUN_AT_EMPTY_PATH | URUN_AT_RECURSIVE), UInt64(URUN_MOUNT_ATTR_RDONLY), 0)
+            }
+        }
+        try sys(step, path: target) {
+            urun_move_mount(tree, "", fd, "", UInt32(URUN_MOVE_MOUNT_F_EMPTY_PATH | URUN_MOVE_MOUNT_T_EMPTY_PATH))
+        }
+    }
+}
+
+/// overlayfs splits its options at ',' and lowerdir at ':'; both are escaped with '\'.
+func escapeOverlayPath(_ path: String) -> String {
+    var out = ""
+    for c in path {
+        if c == "," || c == ":" || c == "\\" { out.append("\\") }
+        out.append(c)
+    }
+    return out
+}
+
+func mountFlagNames(_ flags: UInt) -> String {
+    let names: [(Int, String)] = [
+        (MS_RDONLY, "MS_RDONLY"), (MS_NOSUID, "MS_NOSUID"), (MS_NODEV, "MS_NODEV"), (MS_NOEXEC, "MS_NOEXEC"),
+        (MS_STRICTATIME, "MS_STRICTATIME"), (MS_NOATIME, "MS_NOATIME"), (MS_SYNCHRONOUS, "MS_SYNCHRONOUS"),
+    ]
+    let set = names.filter { flags & UInt($0.0) != 0 }.map(\.1)
+    return set.isEmpty ? "0" : set.joined(separator: "|")
+}

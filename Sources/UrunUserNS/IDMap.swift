@@ -1,0 +1,85 @@
+import Glibc
+import UrunKernel
+
+/// One line of uid_map or gid_map: `count` ids from `inside` map to `outside`.
+public struct IDRange: Equatable, Sendable {
+    public let inside: UInt32
+    public let outside: UInt32
+    public let count: UInt32
+
+    public init(inside: UInt32, outside: UInt32, count: UInt32) {
+        self.inside = inside
+        self.outside = outside
+        self.count = count
+    }
+}
+
+/// The id mapping of a container's user namespace (user_namespaces(7)).
+///
+/// An unprivileged user may write a map with exactly one line that maps its
+/// own id; anything wider (subordinate ranges from /etc/subuid) needs the
+/// setuid helpers newuidmap/newgidmap. `write(for:)` picks the way.
+public struct IDMap: Equatable, Sendable {
+    public var uids: [IDRange]
+    public var gids: [IDRange]
+
+    public init(uids: [IDRange], gids: [IDRange]) {
+        self.uids = uids
+        self.gids = gids
+    }
+
+    /// The caller's own uid and gid as `uid`/`gid` inside (root by default).
+    public static func single(hostUID: UInt32, hostGID: UInt32, uid: UInt32 = 0, gid: UInt32 = 0) -> IDMap {
+        IDMap(
+            uids: [IDRange(inside: uid, outside: hostUID, count: 1)],
+            gids: [IDRange(inside: gid, outside: hostGID, count: 1)])
+    }
+
+    /// The kernel's text format for uid_map/gid_map.
+    public static func text(_ ranges: [IDRange]) -> String {
+        ranges.map { "\($0.inside) \($0.outside) \($0.count)\n" }.joined()
+    }
+
+    /// True when the map names only the caller's own ids, which it may write itself.
+    public func isWritableByCaller(uid: UInt32, gid: UInt32) -> Bool {
+        uids.count == 1 && uids[0].outside == uid && uids[0].count == 1
+            && gids.count == 1 && gids[0].outside == gid && gids[0].count == 1
+    }
+
+    /// The host uid that `inside` maps to, if any.
+    public func hostUID(for inside: UInt32) -> UInt32? { Self.host(inside, in: uids) }
+    public func hostGID(for inside: UInt32) -> UInt32? { Self.host(inside, in: gids) }
+
+    static func host(_ inside: UInt32, in ranges: [IDRange]) -> UInt32? {
+        for range in ranges where inside >= range.inside && inside - range.inside < range.count {
+            return range.outside + (inside - range.inside)
+        }
+        return nil
+    }
+
+    /// Writes the maps of the process `pid`, which sits in a new user namespace
+    /// and waits for us. For a single mapping: setgroups "deny" first (the kernel
+    /// requires it before an unprivileged gid_map), then uid_map and gid_map.
+    public func write(for pid: pid_t) throws(UrunError) {
+        let proc = "/proc/\(pid)"
+        // Real root may write any map itself; everyone else only its own ids.
+        guard getuid() == 0 || isWritableByCaller(uid: getuid(), gid: getgid()) else {
+            throw .invalid("mapping ids other than your own needs newuidmap/newgidmap")
+        }
+        if gids.count == 1 {
+            try writeProcFile(proc + "/setgroups", "deny", step: .denySetgroups)
+        }
+        try writeProcFile(proc + "/uid_map", Self.text(uids), step: .writeUIDMap)
+        try writeProcFile(proc + "/gid_map", Self.text(gids), step: .writeGIDMap)
+    }
+
+    private func writeProcFile(_ path: String, _ text: String, step: Step) throws(UrunError) {
+        let shown = text.split(separator: "\n").joined(separator: "\\n")
+        let fd = try sys(step, explain: "write \(path) \"\(shown)\"", path: path) {
+            open(path, O_WRONLY | O_CLOEXEC)
+        }
+        defer { closeQuietly(fd) }
+        // One write(2): the kernel accepts a map only in a single write.
+        try writeAll(fd, text, step: step, path: path)
+    }
+}

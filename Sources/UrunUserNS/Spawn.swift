@@ -1,0 +1,144 @@
+import CUrunSyscalls
+import Glibc
+import UrunKernel
+
+/// Clones a child into new namespaces and walks it through the id-map handshake.
+///
+///     urun (parent, host namespaces)            child (new namespaces)
+///     ──────────────────────────────            ──────────────────────────────────
+///     clone(CLONE_NEWUSER|…)  ────────────────▶ unshare(`early`): slow ones, e.g. the
+///     write setgroups, uid_map, gid_map           network namespace, meanwhile
+///     prepare(pid)   (directories, cgroup)      blocks in read(release)
+///     write(release, 1 byte)  ────────────────▶ now root of its user namespace:
+///                                               mounts, pivot_root, … , execve
+///     read(report) ◀─────────────────────────── on failure: one error record, _exit
+///     EOF ◀──────────────────────────────────── on success: execve closes report (CLOEXEC)
+///
+/// `early` namespaces are created by the child right after the clone, while
+/// the parent writes the maps: a new network namespace takes a millisecond,
+/// and this way the two sides work at once. (A process has every capability
+/// in a user namespace it just created, mapped or not.)
+///
+/// If the parent cannot write the maps it closes `release` unwritten; the
+/// child reads EOF and exits silently. If the parent dies, PR_SET_PDEATHSIG
+/// takes the child with it, so no container outlives its supervisor.
+public func cloneIntoNamespaces(
+    _ namespaces: Namespaces, early: Namespaces = [], idMap: IDMap, cgroupFD: CInt = -1,
+    prepare: (pid_t) throws(UrunError) -> Void = { _ in },
+    child body: (ChildChannel) -> Never
+) throws(UrunError) -> NamespacedChild {
+    // A write to the release pipe of a child that died must fail with EPIPE,
+    // not kill urun with SIGPIPE. (The child restores the default before exec.)
+    signal(SIGPIPE, SIG_IGN)
+    var release: [CInt] = [-1, -1]
+    var report: [CInt] = [-1, -1]
+    try sys(.clone) { urun_pipe2(&release, O_CLOEXEC) }
+    do throws(UrunError) {
+        try sys(.clone) { urun_pipe2(&report, O_CLOEXEC) }
+    } catch {
+        release.forEach(closeQuietly)
+        throw error
+    }
+
+    var pidfd: CInt = -1
+    let pid: pid_t
+    do throws(UrunError) {
+        pid = try sys(
+            .clone, explain: "clone(\(namespaces.flagNames)\(cgroupFD >= 0 ? "|CLONE_INTO_CGROUP" : ""))"
+        ) { urun_clone(namespaces.rawValue, cgroupFD, &pidfd) }
+    } catch {
+        (release + report).forEach(closeQuietly)
+        throw error
+    }
+
+    if pid == 0 {
+        // The child. Only this process's own memory and descriptors exist here;
+        // the parent was single-threaded, so no lock is held by a vanished thread.
+        closeQuietly(release[1])
+        closeQuietly(report[0])
+        _ = urun_set_pdeathsig(SIGKILL)
+        let channel = ChildChannel(reportFD: report[1])
+        if !early.isEmpty {
+            do throws(UrunError) {
+                try sys(.unshareNamespaces, explain: "unshare(\(early.flagNames))  [in the child]") {
+                    urun_unshare(CInt(truncatingIfNeeded: early.rawValue))
+                }
+            } catch {
+                channel.fail(error)
+            }
+        }
+        var byte: UInt8 = 0
+        var n: Int
+        repeat { n = Glibc.read(release[0], &byte, 1) } while n < 0 && errno == EINTR
+        guard n == 1 else { _exit(1) }  // the parent gave up or died
+        closeQuietly(release[0])
+        body(channel)
+    }
+
+    closeQuietly(release[0])
+    closeQuietly(report[1])
+    let child = NamespacedChild(pid: pid, pidfd: pidfd, reportFD: report[0])
+    Explain.note(.clone, "→ child pid \(pid) on the host, pid 1 in its own PID namespace")
+    do throws(UrunError) {
+        try idMap.write(for: pid)
+        try prepare(pid)
+        var go: UInt8 = 1
+        Explain.step(.releaseChild, "write(release pipe) → the child continues")
+        // EPIPE means the child already failed (in its early unshare); its
+        // report says why, and awaitExec() reads it.
+        if Glibc.write(release[1], &go, 1) != 1 && errno != EPIPE {
+            throw .kernel(.releaseChild, path: nil, .current)
+        }
+        closeQuietly(release[1])
+    } catch {
+        closeQuietly(release[1])
+        child.reap()
+        throw error
+    }
+    return child
+}
+
+/// The child's end of the handshake.
+public struct ChildChannel {
+    public let reportFD: CInt
+
+    /// Reports `error` to the parent and exits: the child's only way out on failure.
+    public func fail(_ error: UrunError) -> Never {
+        let record = error.record()
+        record.withUnsafeBytes { _ = Glibc.write(reportFD, $0.baseAddress, $0.count) }
+        _exit(error.exitCode)
+    }
+}
+
+/// The parent's handle on a cloned child.
+public struct NamespacedChild: Sendable {
+    public let pid: pid_t
+    /// A pidfd (pidfd_open(2)), so signals never hit a recycled pid; -1 on old kernels.
+    public let pidfd: CInt
+    let reportFD: CInt
+
+    /// Blocks until the child has exec'd its command (the report pipe reaches
+    /// EOF) or has reported why it could not.
+    public func awaitExec() throws(UrunError) {
+        defer { closeQuietly(reportFD) }
+        var record: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let n = buffer.withUnsafeMutableBytes { Glibc.read(reportFD, $0.baseAddress, $0.count) }
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { break }
+            record.append(contentsOf: buffer[0..<n])
+        }
+        guard !record.isEmpty else { return }
+        throw UrunError(record: record) ?? .invalid("the container failed to start (unreadable report)")
+    }
+
+    /// Kills and reaps the child: for setup failures in the parent.
+    public func reap() {
+        kill(pid, SIGKILL)
+        var status: CInt = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        closeQuietly(pidfd)
+        closeQuietly(reportFD)
+    }
+}

@@ -1,0 +1,111 @@
+import Glibc
+import UrunCLI
+import UrunKernel
+
+enum CLI {
+static func main(_ arguments: [String]) -> Int32 {
+    var arguments = arguments
+    var globals = Globals()
+    while let first = arguments.first, first.hasPrefix("-") {
+        if first == "--root" || first.hasPrefix("--root=") {
+            if first == "--root" {
+                guard arguments.count > 1 else { return CLI.usage(UsageError(message: "flag needs an argument: --root", command: "")) }
+                globals.root = arguments[1]
+                arguments.removeFirst(2)
+            } else {
+                globals.root = String(first.dropFirst("--root=".count))
+                arguments.removeFirst()
+            }
+        } else if first == "--help" || first == "-h" {
+            print(globalHelp, terminator: "")
+            return 0
+        } else if first == "--version" {
+            print("urun version \(urunVersion)")
+            return 0
+        } else {
+            break  // an option of `run`, for the `urun [OPTIONS] IMAGE ...` shorthand
+        }
+    }
+    guard !arguments.isEmpty else {
+        writeQuietly(2, globalHelp)
+        return 125
+    }
+    let command: any Command.Type
+    if let verb = commands.first(where: { $0.spec.name == arguments[0] }) {
+        command = verb
+        arguments.removeFirst()
+    } else {
+        command = RunCommand.self  // `urun IMAGE [COMMAND...]` is `urun run IMAGE [COMMAND...]`
+    }
+
+    do {
+        let parsed = try parse(arguments, as: command.spec)
+        if parsed.wantsHelp {
+            print(command.spec.help, terminator: "")
+            return 0
+        }
+        return try command.run(parsed, globals)
+    } catch let error as UsageError {
+        return CLI.usage(error)
+    } catch let error as UrunError {
+        if case .usage(let message) = error {
+            return CLI.usage(UsageError(message: message, command: command.spec.name))
+        }
+        writeQuietly(2, "urun: \(error)\n")
+        return error.exitCode
+    } catch {
+        writeQuietly(2, "urun: \(error)\n")
+        return 125
+    }
+}
+
+static func usage(_ error: UsageError) -> Int32 {
+    let verb = error.command.isEmpty ? "" : " \(error.command)"
+    writeQuietly(2, "urun: \(error.message)\nSee 'urun\(verb) --help'.\n")
+    return 125
+}
+}
+
+/// Options that come before the verb.
+struct Globals {
+    var root: String?
+}
+
+/// One verb of the command line.
+protocol Command {
+    static var spec: CommandSpec { get }
+    static func run(_ arguments: ParsedArguments, _ globals: Globals) throws -> Int32
+}
+
+let urunVersion = "0.1.0"
+
+/// Every verb, in the order `urun --help` lists them.
+var commands: [any Command.Type] { [RunCommand.self] }
+
+var globalHelp: String {
+    var text = """
+        Usage:  urun [--root DIR] COMMAND [OPTIONS] [ARG...]
+                urun [OPTIONS] IMAGE [COMMAND] [ARG...]      (short for urun run)
+
+        Rootless containers: an ordinary user runs an image as root inside its own
+        user, mount, PID, UTS, IPC, network and cgroup namespaces. No daemon, no setuid helper.
+
+        Commands:
+
+        """
+    for command in commands {
+        let name = command.spec.name
+        text += "  \(name)" + String(repeating: " ", count: max(1, 12 - name.count)) + command.spec.abstract + "\n"
+    }
+    text += """
+
+        Global options:
+              --root DIR    Keep images, containers and state under DIR (also: URUN_ROOT)
+          -h, --help        Show this help
+              --version     Print the version
+
+        Run 'urun COMMAND --help' for a command's options.
+
+        """
+    return text
+}

@@ -1,0 +1,59 @@
+import Glibc
+import Testing
+import UrunKernel
+@testable import UrunContainer
+
+@Suite struct EnvironmentTests {
+    @Test func cleanEnvironmentWithOverrides() {
+        let env = ContainerEnvironment.build(
+            hostname: "box", home: "/root", tty: true, user: ["PATH=/custom", "A=1", "A=2"])
+        #expect(env.first == "HOSTNAME=box")
+        #expect(env.contains("PATH=/custom"))
+        #expect(env.contains("TERM=xterm"))
+        #expect(env.filter { $0.hasPrefix("A=") } == ["A=2"])
+        #expect(!env.contains { $0.hasPrefix("USER=") })
+    }
+
+    @Test func bareNamesComeFromUrunsEnvironment() {
+        setenv("URUN_TEST_VALUE", "from host", 1)
+        #expect(ContainerEnvironment.fromFlags(["URUN_TEST_VALUE", "URUN_TEST_UNSET_X", "K=v"]) == ["URUN_TEST_VALUE=from host", "K=v"])
+    }
+
+    @Test func envFile() throws {
+        let env = try ContainerEnvironment.parseFile("# comment\n\nA=1\nB=two words\n", path: "f")
+        #expect(env == ["A=1", "B=two words"])
+        #expect(throws: UrunError.self) { try ContainerEnvironment.parseFile("bad key=1\n", path: "f") }
+    }
+}
+
+@Suite struct EtcFilesTests {
+    @Test func loopbackNameserversAreDroppedInAPrivateNetwork() {
+        let host = "search example.com\nnameserver 127.0.0.53\nnameserver 10.0.0.1\noptions edns0\n"
+        let text = EtcFiles.resolvConf(network: .private, host: host)
+        #expect(!text.contains("127.0.0.53"))
+        #expect(text.contains("nameserver 10.0.0.1"))
+        #expect(text.contains("search example.com"))
+        #expect(EtcFiles.resolvConf(network: .host, host: host) == host)
+    }
+
+    @Test func hostsNamesTheContainer() {
+        #expect(EtcFiles.hosts(hostname: "box", network: .none).contains("127.0.1.1\tbox"))
+    }
+}
+
+@Suite struct ContainerUserTests {
+    @Test func resolvesNamesAndNumbersInTheImage() throws {
+        let root = "/tmp/urun-unit-user-\(getpid())"
+        try makeDirectories(root + "/etc", mode: 0o755)
+        defer { try? removeTree(root) }
+        try writeFile(root + "/etc/passwd", "root:x:0:0::/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n")
+        try writeFile(root + "/etc/group", "root:x:0:\nstaff:x:50:\n")
+        #expect(try ContainerUser.resolve(nil, rootfs: root) == .root)
+        #expect(try ContainerUser.resolve("app", rootfs: root) == ContainerUser(uid: 1000, gid: 1000, home: "/home/app"))
+        #expect(try ContainerUser.resolve("app:staff", rootfs: root).gid == 50)
+        #expect(try ContainerUser.resolve("4242", rootfs: root) == ContainerUser(uid: 4242, gid: 0, home: "/"))
+        #expect(try ContainerUser.resolve("4242:7", rootfs: root).gid == 7)
+        #expect(throws: UrunError.self) { try ContainerUser.resolve("nobody", rootfs: root) }
+        #expect(throws: UrunError.self) { try ContainerUser.resolve("app:nogroup", rootfs: root) }
+    }
+}

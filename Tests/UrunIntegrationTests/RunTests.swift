@@ -1,0 +1,169 @@
+import Foundation
+import Glibc
+import Testing
+
+/// `urun IMAGE COMMAND`: the core path, run as an unprivileged user.
+@Suite(harnessAvailable) struct RunTests {
+    let h = Harness.shared
+
+    @Test func rootInsideMappedToTheCaller() throws {
+        let result = h.urun([h.image(), "sh", "-c", "id -u; id -g; cat /proc/self/uid_map /proc/self/gid_map"])
+        #expect(result.status == 0, "\(result)")
+        let uid = h.user?.uid ?? getuid()
+        let gid = h.user?.gid ?? getgid()
+        #expect(result.lines.count == 4)
+        #expect(result.lines.first == "0")
+        #expect(result.lines.dropFirst().first == "0")
+        #expect(result.lines[2].split(separator: " ") == ["0", "\(uid)", "1"])
+        #expect(result.lines[3].split(separator: " ") == ["0", "\(gid)", "1"])
+    }
+
+    @Test func commandIsPID1AndSeesOnlyItsOwnProcesses() {
+        // `; true` keeps sh from exec'ing ps in its place.
+        let result = h.urun([h.image(), "sh", "-c", "echo $$; ps -o pid=,comm=; true"])
+        #expect(result.status == 0, "\(result)")
+        #expect(result.lines.first == "1")
+        // sh and ps: nothing of the host's.
+        let processes = result.lines.dropFirst().map { $0.split(separator: " ").map(String.init) }
+        #expect(processes.count == 2, "\(result)")
+        #expect(processes.first == ["1", "sh"])
+    }
+
+    @Test func hostnameIsTheContainersOwn() {
+        var host = [CChar](repeating: 0, count: 256)
+        gethostname(&host, 255)
+        let hostName = String(cString: host)
+        let result = h.urun([h.image(), "sh", "-c", "hostname; hostname changed; hostname; cat /etc/hostname"])
+        #expect(result.status == 0, "\(result)")
+        #expect(result.lines.count == 3)
+        #expect(result.lines[0].count == 12 && result.lines[0].allSatisfy(\.isHexDigit))
+        #expect(result.lines[0] != hostName)
+        #expect(result.lines[1] == "changed")
+        #expect(result.lines[2] == result.lines[0])
+        gethostname(&host, 255)
+        #expect(String(cString: host) == hostName)
+        #expect(h.urun(["--hostname", "box", h.image(), "hostname"]).stdout == "box\n")
+        #expect(h.urun(["run", "-h", "box", h.image(), "hostname"]).stdout == "box\n")
+    }
+
+    @Test func writesStayInTheContainer() throws {
+        let first = h.urun([h.image(), "sh", "-c", "echo changed > /etc/motd && touch /marker && cat /etc/motd"])
+        #expect(first.stdout == "changed\n", "\(first)")
+        let second = h.urun([h.image(), "sh", "-c", "cat /etc/motd; test -e /marker && echo leaked || echo clean"])
+        #expect(second.lines.first?.hasPrefix("urun test rootfs") == true, "\(second)")
+        #expect(second.lines.last == "clean")
+        // The shared, unpacked image itself is untouched.
+        let motds = Harness.sh("cat \(h.sharedRoot)/cache/rootfs/*/etc/motd").stdout
+        #expect(!motds.contains("changed") && motds.contains("urun test rootfs"))
+    }
+
+    @Test func hostMountTableIsUnchanged() throws {
+        let before = try String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8)
+        let result = h.urun(["-v", "\(h.workspace):/w:ro", "--tmpfs", "/scratch", h.image(), "mount"])
+        #expect(result.status == 0, "\(result)")
+        #expect(result.stdout.contains("overlay on / type overlay"))
+        let after = try String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8)
+        #expect(before == after)
+    }
+
+    @Test func stdinIsPassedThrough() {
+        #expect(h.urun([h.image(), "cat"], stdin: "hi\nthere\n").stdout == "hi\nthere\n")
+        #expect(h.urun([h.image(), "wc", "-c"], stdin: String(repeating: "x", count: 200_000)).stdout.trimmingCharacters(in: .whitespaces) == "200000\n")
+    }
+
+    @Test(arguments: ["busybox.tar", "busybox.tar.gz", "busybox.tar.xz", "busybox.tar.zst"])
+    func everyCompressionRuns(_ image: String) {
+        let result = h.urun([h.image(image), "cat", "/etc/motd"])
+        #expect(result.status == 0, "\(result)")
+        #expect(result.stdout.hasPrefix("urun test rootfs"))
+    }
+
+    @Test func aDirectoryIsAnImageToo() {
+        let tree = h.freshRoot() + "/tree"
+        h.runAsUser(["sh", "-c", "mkdir -p \(tree) && tar -C \(tree) -xf \(h.image())"])
+        let result = h.urun([tree, "cat", "/etc/motd"])
+        #expect(result.status == 0, "\(result)")
+        #expect(result.stdout.hasPrefix("urun test rootfs"))
+    }
+
+    @Test func explainNarratesEveryStepInOrder() {
+        let result = h.urun(["--explain", h.image(), "true"])
+        #expect(result.status == 0, "\(result)")
+        // The child's early unshare runs while urun writes the maps, so its line
+        // may come anywhere among them; everything else is strictly ordered.
+        #expect(result.stderr.contains("unshare(CLONE_NEWUTS|CLONE_NEWIPC|CLONE_NEWNET)"))
+        let steps = [
+            "clone(CLONE_NEWUSER|CLONE_NEWNS|CLONE_NEWPID)", "/setgroups \"deny\"",
+            "/uid_map \"0 ", "/gid_map \"0 ", "write(release pipe)", "unshare(CLONE_NEWCGROUP)",
+            "MS_REC|MS_PRIVATE", "mount(\"overlay\"", "userxattr", "mount(\"proc\", \"/proc\"",
+            "mount(\"devpts\"", "pivot_root", "umount2(\".\", MNT_DETACH)", "sethostname", "execve(\"/bin/true\"",
+        ]
+        var position = result.stderr.startIndex
+        for step in steps {
+            guard let found = result.stderr.range(of: step, range: position..<result.stderr.endIndex) else {
+                Issue.record("step \(step) missing or out of order in:\n\(result.stderr)")
+                return
+            }
+            position = found.upperBound
+        }
+        #expect(result.stderr.contains("user_namespaces(7)"))
+        let json = h.urun(["--explain=json", h.image(), "true"])
+        let firstLine = json.stderr.split(separator: "\n").first ?? ""
+        #expect(firstLine.hasPrefix("{\"phase\":"), "\(json)")
+    }
+}
+
+/// docker's exit codes: the command's own, 128+N for signal N, 125/126/127 for urun's.
+@Suite(harnessAvailable) struct ExitCodeTests {
+    let h = Harness.shared
+
+    @Test func commandStatusIsPassedThrough() {
+        #expect(h.urun([h.image(), "true"]).status == 0)
+        #expect(h.urun([h.image(), "sh", "-c", "exit 42"]).status == 42)
+    }
+
+    @Test func notExecutableIs126() {
+        let result = h.urun([h.image(), "/etc/passwd"])
+        #expect(result.status == 126, "\(result)")
+        #expect(result.stderr.contains("/etc/passwd: cannot execute"))
+    }
+
+    @Test func notFoundIs127() {
+        let result = h.urun([h.image(), "no-such-command"])
+        #expect(result.status == 127, "\(result)")
+        #expect(result.stderr == "urun: no-such-command: executable file not found in $PATH\n")
+        #expect(h.urun([h.image(), "/bin/nope"]).status == 127)
+    }
+
+    @Test func killedBySignalIs128PlusN() {
+        // PID 1 cannot be killed from inside its own namespace; under --init the command is PID 2.
+        let result = h.urun(["--init", h.image(), "sh", "-c", "kill -9 $$"])
+        #expect(result.status == 137, "\(result)")
+        #expect(h.urun(["--init", h.image(), "sh", "-c", "kill -TERM $$"]).status == 143)
+    }
+
+    @Test func urunsOwnErrorsAre125() {
+        let missing = h.urun(["/no/such/image.tar", "true"])
+        #expect(missing.status == 125)
+        #expect(missing.stderr == "urun: image /no/such/image.tar: no such file or directory\n")
+        let flag = h.urun(["--no-such-flag", h.image(), "true"])
+        #expect(flag.status == 125)
+        #expect(flag.stderr.contains("unknown flag: --no-such-flag"))
+        let notArchive = h.urun(["/etc/hostname", "true"])
+        #expect(notArchive.status == 125)
+        #expect(notArchive.stderr.contains("not a tar archive"), "\(notArchive)")
+        #expect(h.urun(["-v", "/no/such/dir:/x", h.image(), "true"]).status == 125)
+        #expect(h.urun(["-u", "nobody-here", h.image(), "true"]).status == 125)
+        #expect(h.urun(["--network", "bogus", h.image(), "true"]).status == 125)
+        #expect(h.urun(["-w", "relative", h.image(), "true"]).status == 125)
+    }
+
+    @Test func signalsSentToUrunReachTheContainer() throws {
+        // setpriv and env exec in place, so the started process is urun itself.
+        let urun = h.start([h.binary, "--init", h.image(), "sleep", "31"], environment: ["URUN_ROOT": h.sharedRoot])
+        #expect(waitFor { Harness.sh("pgrep -u \(h.uid) -x -f 'sleep 31'").status == 0 })
+        kill(urun.processIdentifier, SIGTERM)
+        urun.waitUntilExit()
+        #expect(urun.terminationStatus == 143)
+    }
+}

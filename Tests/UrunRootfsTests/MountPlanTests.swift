@@ -1,0 +1,80 @@
+import Glibc
+import Testing
+import UrunKernel
+@testable import UrunRootfs
+
+@Suite struct MountPlanTests {
+    func plan(ownNetwork: Bool = true, readOnly: Bool = false) -> MountPlan {
+        MountPlan.container(
+            rootfs: "/c/rootfs", lower: ["/cache/x"], upper: "/c/upper", work: "/c/work", volatile: true,
+            staging: "/c/etc", etcFiles: [GeneratedFile(target: "/etc/hostname", content: "h\n")],
+            volumes: [Volume(source: "/home/u/src", target: "/src", readOnly: true)],
+            tmpfs: [TmpfsMount(target: "/run", options: TmpfsOptions(flags: 0, data: "size=1m"))],
+            readOnlyRoot: readOnly, ownNetwork: ownNetwork)
+    }
+
+    @Test func overlayComesFirstThenProcSysDev() {
+        let ops = plan().ops
+        #expect(ops[0] == .overlay(lower: ["/cache/x"], upper: "/c/upper", work: "/c/work", volatile: true))
+        #expect(ops[1] == .proc(target: "/proc"))
+        #expect(ops[2] == .sysfs(target: "/sys"))
+        #expect(ops[3] == .tmpfs(target: "/dev", options: .dev, step: .mountDev))
+    }
+
+    @Test func minimalDevHasTheUsualDevicesAndLinks() {
+        let ops = plan().ops
+        for device in ["null", "zero", "full", "random", "urandom", "tty"] {
+            #expect(ops.contains(.device(source: "/dev/" + device, target: "/dev/" + device)))
+        }
+        #expect(ops.contains(.devpts(target: "/dev/pts")))
+        #expect(ops.contains(.symlink(target: "/dev/ptmx", pointingTo: "pts/ptmx")))
+        #expect(ops.contains(.symlink(target: "/dev/fd", pointingTo: "/proc/self/fd")))
+        #expect(ops.contains(.mqueue(target: "/dev/mqueue")))
+    }
+
+    @Test func userMountsComeAfterTheDefaultsInOrder() {
+        let ops = plan().ops
+        let volume = ops.firstIndex(of: .bind(source: "/home/u/src", target: "/src", readOnly: true, step: .bindVolume))!
+        let tmpfs = ops.firstIndex { if case .tmpfs(target: "/run", _, _) = $0 { return true } else { return false } }!
+        let files = ops.firstIndex { if case .files = $0 { return true } else { return false } }!
+        #expect(files < volume && volume < tmpfs)
+    }
+
+    @Test func hostNetworkBindsSysInstead() {
+        #expect(plan(ownNetwork: false).ops[2] == .bindSys(target: "/sys"))
+    }
+
+    @Test func overlayPathsAreEscaped() {
+        #expect(escapeOverlayPath("/a,b:c\\d") == "/a\\,b\\:c\\\\d")
+    }
+}
+
+@Suite struct OptionParsingTests {
+    @Test func tmpfsDefaultsAreDockers() throws {
+        let mount = try TmpfsMount.parse("/run")
+        #expect(mount.options.flags == UInt(MS_NOSUID | MS_NODEV | MS_NOEXEC))
+        #expect(mount.options.data == "")
+    }
+
+    @Test func tmpfsOptionsLiftAndSet() throws {
+        let mount = try TmpfsMount.parse("/scratch:size=64m,mode=1777,exec,ro")
+        #expect(mount.options.flags & UInt(MS_NOEXEC) == 0)
+        #expect(mount.options.flags & UInt(MS_RDONLY) != 0)
+        #expect(mount.options.data == "size=64m,mode=1777")
+    }
+
+    @Test(arguments: ["run", "/run:size=lots", "/run:mode=999", "/run:bogus", "/run:uid=x"])
+    func badTmpfsIsRejected(_ spec: String) {
+        #expect(throws: UrunError.self) { try TmpfsMount.parse(spec) }
+    }
+
+    @Test func volumesNeedAnExistingSourceAndAbsoluteTarget() throws {
+        let volume = try Volume.parse("/etc:/host-etc:ro")
+        #expect(volume == Volume(source: "/etc", target: "/host-etc", readOnly: true))
+        #expect(try Volume.parse("/tmp:/t").readOnly == false)
+        #expect(throws: UrunError.self) { try Volume.parse("/no/such/dir:/x") }
+        #expect(throws: UrunError.self) { try Volume.parse("/etc:relative") }
+        #expect(throws: UrunError.self) { try Volume.parse("/etc") }
+        #expect(throws: UrunError.self) { try Volume.parse("/etc:/x:rx") }
+    }
+}

@@ -1,0 +1,35 @@
+import Testing
+import UrunUserNS
+
+@Suite struct IDMapTests {
+    @Test func singleMappingText() {
+        let map = IDMap.single(hostUID: 1000, hostGID: 100)
+        #expect(IDMap.text(map.uids) == "0 1000 1\n")
+        #expect(IDMap.text(map.gids) == "0 100 1\n")
+        #expect(map.isWritableByCaller(uid: 1000, gid: 100))
+        #expect(!map.isWritableByCaller(uid: 1001, gid: 100))
+    }
+
+    @Test func userOtherThanRootMapsToTheCaller() {
+        let map = IDMap.single(hostUID: 1000, hostGID: 100, uid: 33, gid: 44)
+        #expect(map.hostUID(for: 33) == 1000)
+        #expect(map.hostUID(for: 0) == nil)
+        #expect(map.hostGID(for: 44) == 100)
+    }
+
+    @Test func subordinateRangesAreNotWritableByTheCaller() {
+        let map = IDMap(
+            uids: [IDRange(inside: 0, outside: 1000, count: 1), IDRange(inside: 1, outside: 100_000, count: 65536)],
+            gids: [IDRange(inside: 0, outside: 1000, count: 1)])
+        #expect(!map.isWritableByCaller(uid: 1000, gid: 1000))
+        #expect(map.hostUID(for: 1) == 100_000)
+        #expect(map.hostUID(for: 65536) == 165_535)
+        #expect(map.hostUID(for: 65537) == nil)
+        #expect(IDMap.text(map.uids) == "0 1000 1\n1 100000 65536\n")
+    }
+
+    @Test func namespaceFlagNames() {
+        let names = ([.user, .pid, .network] as Namespaces).flagNames
+        #expect(names == "CLONE_NEWUSER|CLONE_NEWPID|CLONE_NEWNET")
+    }
+}
