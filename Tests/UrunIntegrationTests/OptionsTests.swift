@@ -1,0 +1,141 @@
+import Foundation
+import Glibc
+import Testing
+
+/// The options of `urun run`, each observed from inside the container.
+@Suite(harnessAvailable) struct OptionsTests {
+    let h = Harness.shared
+
+    @Test func environmentIsCleanWithDefaultsAndFlags() throws {
+        let envFile = h.freshRoot() + "/env"
+        h.runAsUser(["sh", "-c", "printf '# comment\\nFROM_FILE=yes\\nSHARED=file\\n' > \(envFile)"])
+        let result = h.urun(
+            ["-e", "A=1", "-e", "SHARED=flag", "-e", "PASSED", "--env-file", envFile, h.image(), "env"],
+            environment: ["PASSED": "from urun's environment", "LEAKED": "must not appear"])
+        #expect(result.status == 0, "\(result)")
+        let env = Set(result.lines)
+        #expect(env.contains("A=1"))
+        #expect(env.contains("FROM_FILE=yes"))
+        #expect(env.contains("SHARED=flag"))  // -e wins over --env-file, as in docker
+        #expect(env.contains("PASSED=from urun's environment"))
+        #expect(env.contains("HOME=/root"))
+        #expect(env.contains("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"))
+        #expect(env.contains { $0.hasPrefix("HOSTNAME=") })
+        #expect(!env.contains { $0.hasPrefix("LEAKED=") || $0.hasPrefix("URUN_ROOT=") })
+        #expect(h.urun(["--env-file", "/no/such/file", h.image(), "true"]).status == 125)
+    }
+
+    @Test func workdirIsCreatedAndUsed() {
+        let result = h.urun(["-w", "/work/deep", h.image(), "pwd"])
+        #expect(result.stdout == "/work/deep\n", "\(result)")
+        #expect(h.urun(["-w", "/etc", h.image(), "pwd"]).stdout == "/etc\n")
+    }
+
+    @Test func userFromTheImagesPasswd() {
+        let app = h.urun(["-u", "app", h.image(), "sh", "-c", "id -u; id -g; echo $HOME"])
+        #expect(app.lines == ["1000", "1000", "/home/app"], "\(app)")
+        let numeric = h.urun(["-u", "4321:50", h.image(), "sh", "-c", "id -u; id -g; echo $HOME"])
+        #expect(numeric.lines == ["4321", "50", "/"], "\(numeric)")
+        let group = h.urun(["-u", "app:staff", h.image(), "id", "-g"])
+        #expect(group.stdout == "50\n")
+        let unknown = h.urun(["-u", "ghost", h.image(), "true"])
+        #expect(unknown.status == 125)
+        #expect(unknown.stderr.contains("unable to find user ghost"))
+        // A non-root user has no capabilities left after exec.
+        let caps = h.urun(["-u", "app", h.image(), "sh", "-c", "grep CapEff /proc/self/status"])
+        #expect(caps.stdout.contains("0000000000000000"), "\(caps)")
+    }
+
+    @Test func volumesBindHostDirectories() throws {
+        let dir = h.freshRoot() + "/shared"
+        h.runAsUser(["sh", "-c", "mkdir -p \(dir) && echo from-host > \(dir)/in"])
+        let rw = h.urun(["-v", "\(dir):/data", h.image(), "sh", "-c", "cat /data/in && echo from-container > /data/out"])
+        #expect(rw.stdout == "from-host\n", "\(rw)")
+        #expect(try String(contentsOfFile: dir + "/out", encoding: .utf8) == "from-container\n")
+        let ro = h.urun(["-v", "\(dir):/data:ro", h.image(), "sh", "-c", "cat /data/in; touch /data/nope"])
+        #expect(ro.status != 0)
+        #expect(ro.stdout == "from-host\n")
+        #expect(ro.stderr.contains("Read-only file system"), "\(ro)")
+        #expect(access(dir + "/nope", F_OK) != 0)
+        // A single file, onto a path that does not exist in the image.
+        let file = h.urun(["-v", "\(dir)/in:/new/place/file", h.image(), "cat", "/new/place/file"])
+        #expect(file.stdout == "from-host\n", "\(file)")
+    }
+
+    @Test func volumeTargetsResolveInsideTheImage() throws {
+        // An image whose /mnt is a symlink to an absolute host path: the
+        // volume must land inside the container, never on the host path.
+        let base = h.freshRoot()
+        let hostTarget = base + "/host-target"
+        let image = base + "/evil.tar"
+        h.runAsUser([
+            "sh", "-c",
+            "mkdir -p \(base)/tree \(hostTarget) && tar -C \(base)/tree -xf \(h.image()) && rm -rf \(base)/tree/mnt && ln -s \(hostTarget) \(base)/tree/mnt && tar -C \(base)/tree -cf \(image) .",
+        ])
+        let source = base + "/source"
+        h.runAsUser(["sh", "-c", "mkdir -p \(source) && echo payload > \(source)/f"])
+        let result = h.urun(["-v", "\(source):/mnt", image, "sh", "-c", "cat /mnt/f; ls \(hostTarget)"])
+        #expect(result.status == 0, "\(result)")
+        #expect(result.lines.first == "payload")
+        // On the host, the symlink's target stayed empty and unmounted.
+        #expect(try FileManager.default.contentsOfDirectory(atPath: hostTarget).isEmpty)
+    }
+
+    @Test func tmpfsMounts() {
+        let result = h.urun(
+            ["--tmpfs", "/scratch:size=1m,mode=1777", h.image(), "sh", "-c",
+             "grep ' /scratch ' /proc/mounts; stat -c %a /scratch; echo x > /scratch/f && cat /scratch/f"])
+        #expect(result.status == 0, "\(result)")
+        #expect(result.lines.first?.contains("tmpfs /scratch tmpfs rw,nosuid,nodev,noexec") == true, "\(result)")
+        #expect(result.lines.first?.contains("size=1024k") == true)
+        #expect(result.lines.dropFirst().first == "1777")
+        #expect(result.lines.last == "x")
+        #expect(h.urun(["--tmpfs", "/x:size=huge", h.image(), "true"]).status == 125)
+    }
+
+    @Test func readOnlyRoot() {
+        let result = h.urun(
+            ["--read-only", "--tmpfs", "/tmp", h.image(), "sh", "-c",
+             "touch /file 2>&1; echo rc=$?; touch /tmp/ok && echo tmp-ok; echo x > /dev/shm/s && echo shm-ok"])
+        #expect(result.stdout.contains("Read-only file system"), "\(result)")
+        #expect(result.stdout.contains("rc=1"))
+        #expect(result.stdout.contains("tmp-ok"))
+        #expect(result.stdout.contains("shm-ok"))
+    }
+
+    @Test func privateNetworkHasOnlyLoopbackUp() throws {
+        let result = h.urun([h.image(), "sh", "-c", "ls /sys/class/net; cat /sys/class/net/lo/operstate; ping -c1 -W1 127.0.0.1 >/dev/null && echo ping-ok"])
+        #expect(result.status == 0, "\(result)")
+        #expect(result.lines.first == "lo")
+        #expect(result.lines.contains("ping-ok") || result.stdout.contains("unknown"), "\(result)")
+        let none = h.urun(["--network", "none", h.image(), "ls", "/sys/class/net"])
+        #expect(none.stdout == "lo\n")
+    }
+
+    @Test func hostNetworkSeesTheHostsInterfaces() throws {
+        let hostInterfaces = try FileManager.default.contentsOfDirectory(atPath: "/sys/class/net").sorted()
+        let result = h.urun(["--network", "host", h.image(), "ls", "/sys/class/net"])
+        #expect(result.status == 0, "\(result)")
+        #expect(result.lines.sorted() == hostInterfaces)
+    }
+
+    @Test func ttyGivesTheContainerItsOwnTerminal() {
+        // script(1) gives urun a terminal; urun gives the container a pty of its own devpts.
+        let command = "\(h.binary) -t \(h.image()) sh -c 'tty; stty size; echo $TERM'"
+        let result = h.runAsUser(
+            ["script", "-qec", command, "/dev/null"], environment: ["URUN_ROOT": h.sharedRoot, "COLUMNS": "100", "LINES": "40"])
+        #expect(result.status == 0, "\(result)")
+        #expect(result.stdout.contains("/dev/pts/0"), "\(result)")
+        #expect(result.stdout.contains("xterm"))
+        // Without a terminal: no pty, and stdin is passed through.
+        let plain = h.urun([h.image(), "tty"])
+        #expect(plain.stdout.contains("not a tty"), "\(plain)")
+    }
+
+    @Test func ttyRelaysInputAndExitStatus() {
+        let command = "printf 'echo typed-$((6*7))\\nexit 3\\n' | \(h.binary) -t \(h.image()) sh"
+        let result = h.runAsUser(["script", "-qec", command, "/dev/null"], environment: ["URUN_ROOT": h.sharedRoot])
+        #expect(result.stdout.contains("typed-42"), "\(result)")
+        #expect(result.status == 3)
+    }
+}
