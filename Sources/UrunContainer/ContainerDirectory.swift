@@ -6,9 +6,9 @@ import UrunKernel
 /// the mount point of its root, and its /etc files.
 ///
 ///     <data>/containers/<id>/upper   the container's writes
-///                            work    overlayfs' scratch space
-///                            rootfs  where the overlay is mounted  } in the container's mount
-///                            etc     a tmpfs for its /etc files    } namespace only
+///                            work    overlayfs' own working directory
+///
+/// (In the container's mount namespace a tmpfs covers this directory: see MountPlan.)
 ///
 /// While the container runs, its supervisor holds an flock(2) on the
 /// directory. A directory whose lock nobody holds belongs to a urun that was
@@ -21,8 +21,6 @@ public final class ContainerDirectory {
 
     public var upper: String { path + "/upper" }
     public var work: String { path + "/work" }
-    public var rootfs: String { path + "/rootfs" }
-    public var etc: String { path + "/etc" }
 
     /// Names a new container's directory; `create()` makes it.
     public init(in containers: String) {
@@ -42,10 +40,10 @@ public final class ContainerDirectory {
         if flock(guardLock, LOCK_EX | LOCK_NB) == 0 { Self.removeStale(in: containers) }
         try sys(.createContainerDir, path: containers) { flock(guardLock, LOCK_SH) }
 
-        try sys(.createContainerDir, explain: "mkdir \(path)/{upper,work,rootfs,etc}", path: path) { mkdir(path, 0o700) }
+        try sys(.createContainerDir, explain: "mkdir \(path)/{upper,work}", path: path) { mkdir(path, 0o700) }
         lock = try sys(.createContainerDir, path: path) { open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC) }
         try sys(.createContainerDir, path: path) { flock(lock, LOCK_EX | LOCK_NB) }
-        for sub in ["upper", "work", "rootfs", "etc"] {
+        for sub in ["upper", "work"] {
             try sys(.createContainerDir, path: path + "/" + sub) { mkdir(path + "/" + sub, 0o755) }
         }
     }

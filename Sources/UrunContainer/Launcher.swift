@@ -36,9 +36,8 @@ public struct Launcher {
             hostname: hostname, home: user.home, tty: spec.tty, user: spec.environment)
         let workingDirectory = spec.workingDirectory ?? "/"
         var plan = MountPlan.container(
-            rootfs: directory.rootfs, lower: [image.path], upper: directory.upper, work: directory.work,
-            volatile: true, staging: directory.etc,
-            etcFiles: EtcFiles.files(hostname: hostname, network: spec.network), volumes: spec.volumes, tmpfs: spec.tmpfs, readOnlyRoot: spec.readOnly,
+            scratch: directory.path, lower: [image.path], upper: directory.upper, work: directory.work,
+            volatile: true, files: EtcFiles.files(hostname: hostname, network: spec.network), volumes: spec.volumes, tmpfs: spec.tmpfs, readOnlyRoot: spec.readOnly,
             ownNetwork: spec.network.ownNamespace)
         plan.ops.append(.directory(target: workingDirectory))
 

@@ -14,6 +14,7 @@ public enum Step: UInt16, Sendable, CaseIterable {
     case unshareCgroup
     // mounts
     case makeRootPrivate = 20
+    case mountScratch
     case mountOverlay
     case makeMountpoint
     case mountProc
@@ -67,7 +68,7 @@ public enum Step: UInt16, Sendable, CaseIterable {
         case .clone, .unshareNamespaces, .denySetgroups, .writeUIDMap, .writeGIDMap, .runNewuidmap, .runNewgidmap,
             .releaseChild, .unshareCgroup:
             return .userNamespace
-        case .makeRootPrivate, .mountOverlay, .makeMountpoint, .mountProc, .mountSysfs, .bindSys,
+        case .makeRootPrivate, .mountScratch, .mountOverlay, .makeMountpoint, .mountProc, .mountSysfs, .bindSys,
             .mountDev, .bindDevice, .mountDevpts, .mountShm, .mountMqueue, .linkDevice, .bindConsole,
             .bindEtcFile, .bindVolume, .mountTmpfs, .maskPath, .readOnlyPath:
             return .mounts
@@ -95,6 +96,7 @@ public enum Step: UInt16, Sendable, CaseIterable {
         case .releaseChild: return "release the child"
         case .unshareCgroup: return "create the cgroup namespace"
         case .makeRootPrivate: return "make / recursively private"
+        case .mountScratch: return "mount the scratch tmpfs"
         case .mountOverlay: return "mount overlay"
         case .makeMountpoint: return "create mount point"
         case .mountProc: return "mount proc"
@@ -151,6 +153,8 @@ public enum Step: UInt16, Sendable, CaseIterable {
         case .releaseChild: return "the maps are written; the child may now act as root of its namespace"
         case .unshareCgroup: return "the container sees its own cgroup as the root of the hierarchy"
         case .makeRootPrivate: return "no mount made in the container propagates back to the host"
+        case .mountScratch:
+            return "a tmpfs of the container's own covers its directory: the overlay's mount point and the /etc files live there, and vanish with the mount namespace"
         case .mountOverlay:
             return "the image is the shared read-only lower layer; this container's writes go to its own upper directory"
         case .makeMountpoint: return "a mount needs an existing file or directory to cover"
@@ -208,7 +212,7 @@ public enum Step: UInt16, Sendable, CaseIterable {
         case .makeMountpoint: return "mkdir(2)"
         case .mountProc: return "proc(5), pid_namespaces(7)"
         case .mountSysfs, .bindSys: return "sysfs(5)"
-        case .mountDev, .mountShm, .mountTmpfs: return "tmpfs(5)"
+        case .mountScratch, .mountDev, .mountShm, .mountTmpfs: return "tmpfs(5)"
         case .bindDevice, .bindConsole, .bindEtcFile, .bindVolume: return "mount(2)"
         case .mountDevpts: return "pts(4)"
         case .mountMqueue: return "mq_overview(7)"

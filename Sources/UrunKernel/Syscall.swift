@@ -3,30 +3,16 @@ import SystemPackage
 
 /// Runs one system call as `step`: retries EINTR, narrates it when `--explain`
 /// is on (the narration and the action are this one call, so they cannot
-/// disagree), and turns -1 into `UrunError.kernel(step, path, errno)`.
+/// disagree), and turns a negative result into `UrunError.kernel(step, path, errno)`.
 @discardableResult
-public func sys(
+public func sys<Result: BinaryInteger>(
     _ step: Step, explain call: @autoclosure () -> String? = nil, path: @autoclosure () -> String? = nil,
-    _ body: () -> CInt
-) throws(UrunError) -> CInt {
+    _ body: () -> Result
+) throws(UrunError) -> Result {
     if Explain.enabled, let text = call() { Explain.step(step, text) }
     while true {
-        let rc = body()
-        if rc >= 0 { return rc }
-        let errno = Errno.current
-        if errno == .interrupted { continue }
-        throw .kernel(step, path: path(), errno)
-    }
-}
-
-/// `sys` for calls that return a size (read, write).
-@discardableResult
-public func sysSize(_ step: Step, path: @autoclosure () -> String? = nil, _ body: () -> Int)
-    throws(UrunError) -> Int
-{
-    while true {
-        let rc = body()
-        if rc >= 0 { return rc }
+        let result = body()
+        if result >= 0 { return result }
         let errno = Errno.current
         if errno == .interrupted { continue }
         throw .kernel(step, path: path(), errno)
@@ -45,7 +31,7 @@ public func writeAll(_ fd: CInt, _ bytes: UnsafeRawBufferPointer, step: Step = .
 {
     var offset = 0
     while offset < bytes.count {
-        let n = try sysSize(step, path: path) {
+        let n = try sys(step, path: path) {
             Glibc.write(fd, bytes.baseAddress! + offset, bytes.count - offset)
         }
         offset += n

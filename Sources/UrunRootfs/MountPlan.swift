@@ -14,19 +14,9 @@ public struct GeneratedFile: Equatable, Sendable {
     }
 }
 
-/// One step of building a container's file system. Targets are paths inside
-/// the container's root; sources are host paths.
+/// One step of building a container's file system, inside its root. Targets
+/// are paths inside the container; sources are host paths.
 public enum MountOp: Equatable, Sendable {
-    /// Kernel overlayfs at the plan's rootfs: `lower` read-only layers (first
-    /// is the top), this container's `upper` and `work` directories.
-    /// `volatile` skips every sync of the upper layer, for containers whose
-    /// upper layer is thrown away anyway (and whose unmount would otherwise
-    /// flush the whole file system underneath).
-    case overlay(lower: [String], upper: String, work: String, volatile: Bool)
-    /// Files written to a tmpfs mounted at the host directory `staging` (in the
-    /// container's mount namespace only, so they vanish with it) and bound
-    /// onto their targets.
-    case files(staging: String, [GeneratedFile])
     case proc(target: String)
     case sysfs(target: String)
     /// The host's /sys, bound read-only (no own network namespace: sysfs refuses).
@@ -47,27 +37,40 @@ public enum MountOp: Equatable, Sendable {
 /// The whole file system of a container as data: built first, narrated and
 /// tested as values, then applied top to bottom in the child (bubblewrap's
 /// SetupOp list is the model).
+///
+/// The container's directory on the host holds only `upper` and `work`. In
+/// the child's own mount namespace a small tmpfs covers that directory: it is
+/// the overlay's mount point and holds the generated /etc files, so neither
+/// costs a directory on disk, and all of it vanishes with the namespace.
+/// (overlayfs reaches `upper` and `work` through descriptors opened before.)
 public struct MountPlan: Equatable, Sendable {
-    /// Host directory where the overlay is mounted and that becomes `/`.
-    public var rootfs: String
+    /// The container's directory, covered by its scratch tmpfs.
+    public var scratch: String
+    /// Read-only layers, the top one first.
+    public var lower: [String]
+    public var upper: String
+    public var work: String
+    /// Skip every sync of the upper layer: for containers whose upper layer is
+    /// thrown away anyway, whose unmount would otherwise flush the whole file
+    /// system underneath.
+    public var volatile: Bool
+    /// Files written to the scratch tmpfs; `ops` binds them into place.
+    public var files: [GeneratedFile]
+    /// Everything mounted inside the new root, in order.
     public var ops: [MountOp]
     /// --read-only: the root itself is remounted read-only after pivot_root.
     public var readOnlyRoot: Bool
 
-    public init(rootfs: String, ops: [MountOp], readOnlyRoot: Bool) {
-        self.rootfs = rootfs
-        self.ops = ops
-        self.readOnlyRoot = readOnlyRoot
-    }
+    /// Where the overlay is mounted: inside the scratch tmpfs.
+    public var rootfs: String { scratch + "/rootfs" }
 
-    /// The standard plan: overlay, /proc, /sys, a minimal /dev, the /etc files,
-    /// then the user's volumes and tmpfs mounts in the order given.
+    /// The standard plan: /proc, /sys, a minimal /dev, the /etc files, then
+    /// the user's volumes and tmpfs mounts in the order given.
     public static func container(
-        rootfs: String, lower: [String], upper: String, work: String, volatile: Bool, staging: String,
-        etcFiles: [GeneratedFile], volumes: [Volume], tmpfs: [TmpfsMount], readOnlyRoot: Bool, ownNetwork: Bool
+        scratch: String, lower: [String], upper: String, work: String, volatile: Bool, files: [GeneratedFile],
+        volumes: [Volume], tmpfs: [TmpfsMount], readOnlyRoot: Bool, ownNetwork: Bool
     ) -> MountPlan {
         var ops: [MountOp] = [
-            .overlay(lower: lower, upper: upper, work: work, volatile: volatile),
             .proc(target: "/proc"),
             ownNetwork ? .sysfs(target: "/sys") : .bindSys(target: "/sys"),
             .tmpfs(target: "/dev", options: .dev, step: .mountDev),
@@ -85,32 +88,30 @@ public struct MountPlan: Equatable, Sendable {
             .symlink(target: "/dev/stderr", pointingTo: "/proc/self/fd/2"),
             .symlink(target: "/dev/ptmx", pointingTo: "pts/ptmx"),
         ]
-        ops.append(.files(staging: staging, etcFiles))
+        for file in files {
+            ops.append(.bind(source: scratch + "/" + baseName(of: file.target), target: file.target, readOnly: false, step: .bindEtcFile))
+        }
         for volume in volumes {
             ops.append(.bind(source: volume.source, target: volume.target, readOnly: volume.readOnly, step: .bindVolume))
         }
         for mount in tmpfs {
             ops.append(.tmpfs(target: mount.target, options: mount.options, step: .mountTmpfs))
         }
-        return MountPlan(rootfs: rootfs, ops: ops, readOnlyRoot: readOnlyRoot)
+        return MountPlan(
+            scratch: scratch, lower: lower, upper: upper, work: work, volatile: volatile, files: files, ops: ops,
+            readOnlyRoot: readOnlyRoot)
     }
 
     /// Applies the plan in the child, which is root of its user namespace and
-    /// owns a fresh mount namespace: / private, every op, then pivot_root.
+    /// owns a fresh mount namespace: / private, scratch and overlay, every op,
+    /// then pivot_root.
     public func apply() throws(UrunError) {
         try sys(.makeRootPrivate, explain: "mount(NULL, \"/\", NULL, MS_REC|MS_PRIVATE)") {
             mount(nil, "/", nil, UInt(MS_REC | MS_PRIVATE), nil)
         }
-        var root: CInt = -1
+        let root = try mountRoot()
         defer { closeQuietly(root) }
-        for op in ops {
-            if case .overlay = op {
-                try apply(op, root: -1)
-                root = try sys(.mountOverlay, path: rootfs) { open(rootfs, CInt(URUN_O_PATH) | O_DIRECTORY | O_CLOEXEC) }
-            } else {
-                try apply(op, root: root)
-            }
-        }
+        for op in ops { try apply(op, root: root) }
         try pivotRoot(to: rootfs)
         if readOnlyRoot {
             try sys(.remountReadOnly, explain: "mount(NULL, \"/\", NULL, MS_REMOUNT|MS_BIND|MS_RDONLY)", path: "/") {
@@ -119,17 +120,35 @@ public struct MountPlan: Equatable, Sendable {
         }
     }
 
+    /// The scratch tmpfs with its files, then the overlay in it; returns a
+    /// descriptor of the overlay's root.
+    private func mountRoot() throws(UrunError) -> CInt {
+        let upperFD = try sys(.mountOverlay, path: upper) { open(upper, CInt(URUN_O_PATH) | O_DIRECTORY | O_CLOEXEC) }
+        defer { closeQuietly(upperFD) }
+        let workFD = try sys(.mountOverlay, path: work) { open(work, CInt(URUN_O_PATH) | O_DIRECTORY | O_CLOEXEC) }
+        defer { closeQuietly(workFD) }
+        try sys(
+            .mountScratch, explain: "mount(\"tmpfs\", \"\(scratch)\", \"tmpfs\", MS_NOSUID|MS_NODEV, \"size=1m,mode=755\")",
+            path: scratch
+        ) { mount("tmpfs", scratch, "tmpfs", UInt(MS_NOSUID | MS_NODEV), "size=1m,mode=755") }
+        try sys(.mountScratch, path: rootfs) { mkdir(rootfs, 0o755) }
+        for file in files { try writeFile(scratch + "/" + baseName(of: file.target), file.content) }
+
+        // userxattr: overlayfs keeps its metadata in user.* xattrs, which an
+        // unprivileged mounter may write (Linux 5.11).
+        var data = "lowerdir=\(lower.map(escapeOverlayPath).joined(separator: ":")),upperdir=\(procFDPath(upperFD)),workdir=\(procFDPath(workFD)),userxattr"
+        if volatile { data += ",volatile" }
+        try sys(
+            .mountOverlay,
+            explain: "mount(\"overlay\", \"\(rootfs)\", \"overlay\", 0, \"\(data)\")  [upperdir = \(upper), workdir = \(work)]",
+            path: rootfs
+        ) { mount("overlay", rootfs, "overlay", 0, data) }
+        return try sys(.mountOverlay, path: rootfs) { open(rootfs, CInt(URUN_O_PATH) | O_DIRECTORY | O_CLOEXEC) }
+    }
+
     private func apply(_ op: MountOp, root: CInt) throws(UrunError) {
         let nosuidNodevNoexec = UInt(MS_NOSUID | MS_NODEV | MS_NOEXEC)
         switch op {
-        case .overlay(let lower, let upper, let work, let volatile):
-            // userxattr: overlayfs keeps its metadata in user.* xattrs, which an
-            // unprivileged mounter may write (Linux 5.11).
-            var data = "lowerdir=\(lower.map(escapeOverlayPath).joined(separator: ":")),upperdir=\(escapeOverlayPath(upper)),workdir=\(escapeOverlayPath(work)),userxattr"
-            if volatile { data += ",volatile" }
-            try sys(.mountOverlay, explain: "mount(\"overlay\", \"\(rootfs)\", \"overlay\", 0, \"\(data)\")", path: rootfs) {
-                mount("overlay", rootfs, "overlay", 0, data)
-            }
         case .proc(let target):
             try mountFilesystem(.mountProc, "proc", "proc", target, root, nosuidNodevNoexec, nil)
         case .sysfs(let target):
@@ -158,15 +177,6 @@ public struct MountPlan: Equatable, Sendable {
             defer { closeQuietly(parent) }
             try sys(.linkDevice, explain: "symlink(\"\(destination)\", \"\(target)\")", path: target) {
                 symlinkat(destination, parent, baseName(of: target))
-            }
-        case .files(let staging, let files):
-            try sys(.bindEtcFile, explain: "mount(\"tmpfs\", \"\(staging)\", \"tmpfs\", MS_NOSUID|MS_NODEV|MS_NOEXEC, \"size=1m,mode=755\")", path: staging) {
-                mount("tmpfs", staging, "tmpfs", UInt(MS_NOSUID | MS_NODEV | MS_NOEXEC), "size=1m,mode=755")
-            }
-            for file in files {
-                let source = staging + "/" + baseName(of: file.target)
-                try writeFile(source, file.content)
-                try apply(.bind(source: source, target: file.target, readOnly: false, step: .bindEtcFile), root: root)
             }
         case .directory(let target):
             closeQuietly(try openInRoot(root, target, create: .directory, step: .changeDirectory))

@@ -74,6 +74,22 @@ import UrunTestSupport
         #expect(leftovers(root).isEmpty)
     }
 
+    @Test func controlCDuringAnUnpackRemovesItsTemporaryTree() throws {
+        let root = h.freshRoot()
+        let big = root + "/big.tar"
+        h.runAsUser([
+            "sh", "-c",
+            "mkdir \(root)/big && tar -C \(root)/big -xf \(h.image()) && head -c 300000000 /dev/urandom > \(root)/big/noise && tar -C \(root)/big -cf \(big) .",
+        ])
+        let urun = h.start([h.binary, big, "true"], environment: ["URUN_ROOT": root])
+        #expect(waitFor { Harness.sh("ls \(root)/cache/tmp 2>/dev/null | grep -q .").status == 0 })
+        kill(urun.processIdentifier, SIGINT)
+        urun.waitUntilExit()
+        // urun cleans up, then dies of the signal, so the shell sees ^C.
+        #expect(urun.terminationReason == .uncaughtSignal && urun.terminationStatus == SIGINT)
+        #expect(Harness.sh("ls -A \(root)/cache/tmp \(root)/cache/rootfs").stdout.split(separator: "\n").filter { !$0.hasSuffix(":") && !$0.isEmpty }.isEmpty)
+    }
+
     @Test func twoFirstRunsOfOneImageShareOneUnpack() throws {
         let root = h.freshRoot()
         let image = h.image("busybox.tar.xz")

@@ -95,7 +95,7 @@ import Testing
         let steps = [
             "clone(CLONE_NEWUSER|CLONE_NEWNS|CLONE_NEWPID)", "/setgroups \"deny\"",
             "/uid_map \"0 ", "/gid_map \"0 ", "write(release pipe)", "unshare(CLONE_NEWCGROUP)",
-            "MS_REC|MS_PRIVATE", "mount(\"overlay\"", "userxattr", "mount(\"proc\", \"/proc\"",
+            "MS_REC|MS_PRIVATE", "mount(\"tmpfs\"", "mount(\"overlay\"", "userxattr", "mount(\"proc\", \"/proc\"",
             "mount(\"devpts\"", "pivot_root", "umount2(\".\", MNT_DETACH)", "sethostname", "execve(\"/bin/true\"",
         ]
         var position = result.stderr.startIndex
