@@ -29,11 +29,12 @@ let package = Package(
         .target(name: "UrunRootfs", dependencies: ["UrunKernel"]),
         .target(name: "UrunImage", dependencies: ["UrunKernel", "CUrunArchive", "CUrunSHA256"]),
         .target(name: "UrunProcess", dependencies: ["UrunKernel"]),
+        .target(name: "UrunCgroups", dependencies: ["UrunKernel"]),
         .target(name: "UrunCLI"),
         .target(
             name: "UrunContainer",
-            dependencies: ["UrunKernel", "UrunUserNS", "UrunRootfs", "UrunImage", "UrunProcess"]),
-        .executableTarget(name: "urun", dependencies: ["UrunCLI", "UrunContainer", "UrunKernel"]),
+            dependencies: ["UrunKernel", "UrunUserNS", "UrunRootfs", "UrunImage", "UrunProcess", "UrunCgroups"]),
+        .executableTarget(name: "urun", dependencies: ["UrunCLI", "UrunContainer", "UrunKernel", "UrunCgroups"]),
 
         .testTarget(name: "UrunKernelTests", dependencies: ["UrunKernel"]),
         .testTarget(name: "UrunUserNSTests", dependencies: ["UrunUserNS"]),
@@ -41,6 +42,7 @@ let package = Package(
         .target(name: "UrunTestSupport", path: "Tests/UrunTestSupport"),
         .testTarget(name: "UrunImageTests", dependencies: ["UrunImage", "UrunTestSupport"]),
         .testTarget(name: "UrunProcessTests", dependencies: ["UrunProcess"]),
+        .testTarget(name: "UrunCgroupsTests", dependencies: ["UrunCgroups"]),
         .testTarget(name: "UrunContainerTests", dependencies: ["UrunContainer"]),
         .testTarget(name: "UrunCLITests", dependencies: ["UrunCLI"]),
         .testTarget(name: "UrunIntegrationTests", dependencies: ["UrunTestSupport"]),

@@ -74,6 +74,15 @@ public final class ContainerDirectory {
         }
     }
 
+    /// Whether the container `id` has no live supervisor (its directory is
+    /// gone, or nobody holds its lock).
+    public static func isAbandoned(id: String, in containers: String) -> Bool {
+        let fd = open(containers + "/" + id, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard fd >= 0 else { return true }
+        defer { closeQuietly(fd) }
+        return flock(fd, LOCK_EX | LOCK_NB) == 0
+    }
+
     private static func openLock(_ path: String) throws(UrunError) -> CInt {
         try sys(.createContainerDir, path: path) { urun_open_mode(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600) }
     }

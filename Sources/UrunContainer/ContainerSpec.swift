@@ -1,3 +1,4 @@
+import UrunCgroups
 import UrunKernel
 import UrunRootfs
 
@@ -36,6 +37,8 @@ public struct ContainerSpec: Sendable {
     public var interactive = false
     /// Put urun in front of the command as a reaping PID 1 (--init).
     public var useInit = false
+    /// --memory, --cpus, --pids-limit, ...: enforced, or the container does not start.
+    public var limits = ResourceLimits()
 
     public init(image: String) {
         self.image = image

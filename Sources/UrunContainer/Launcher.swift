@@ -1,5 +1,6 @@
 import CUrunSyscalls
 import Glibc
+import UrunCgroups
 import UrunImage
 import UrunKernel
 import UrunProcess
@@ -56,8 +57,20 @@ public struct Launcher {
         defer { ptySocket.forEach(closeQuietly) }
 
         let blocked = blockSupervisedSignals()
+        // Made in `prepare`, after the clone and before the child goes on: the
+        // child enters its cgroup before it mounts or execs anything.
+        var cgroup: ContainerCgroup?
+        defer { removeCgroup(cgroup) }
+        let containers = paths.containers
         let child = try cloneIntoNamespaces(
-            [.user, .pid, .mount], early: early, idMap: idMap, prepare: { _ throws(UrunError) in try directory.create() }
+            [.user, .pid, .mount], early: early, idMap: idMap,
+            prepare: { (pid) throws(UrunError) in
+                try directory.create()
+                cgroup = try ContainerCgroup.create(id: directory.id, limits: spec.limits) {
+                    ContainerDirectory.isAbandoned(id: $0, in: containers)
+                }
+                try cgroup?.cgroup.add(pid: pid)
+            }
         ) { channel in
             closeQuietly(ptySocket[0])
             let setup = ChildSetup(
@@ -85,7 +98,16 @@ public struct Launcher {
             throw error
         }
         let supervisor = try Supervisor(pid: child.pid, pidfd: child.pidfd, blockedSignals: blocked, master: master)
-        return supervisor.run()
+        let status = supervisor.run()
+        if let message = cgroup?.oomMessage() { writeQuietly(2, "urun: \(message)\n") }
+        return status
+    }
+
+    private func removeCgroup(_ cgroup: ContainerCgroup?) {
+        guard let cgroup else { return }
+        if (try? cgroup.cgroup.remove()) == nil {
+            writeQuietly(2, "urun: could not remove \(cgroup.cgroup); the next urun will retry\n")
+        }
     }
 
     private func hostHostname() -> String {

@@ -54,6 +54,15 @@ public enum Step: UInt16, Sendable, CaseIterable {
     case superviseContainer
     case readFile
     case writeFile
+    // cgroups
+    case createCgroup = 90
+    case enableControllers
+    case writeLimit
+    case moveToCgroup
+    case removeCgroup
+    case freezeCgroup
+    case killCgroup
+    case mountCgroup
 
     public enum Phase: String, Sendable {
         case userNamespace = "user namespace"
@@ -61,6 +70,7 @@ public enum Step: UInt16, Sendable, CaseIterable {
         case rootfs = "root filesystem"
         case process = "process"
         case host = "host"
+        case cgroups = "cgroups"
     }
 
     public var phase: Phase {
@@ -80,6 +90,11 @@ public enum Step: UInt16, Sendable, CaseIterable {
         case .openImage, .unpackImage, .createContainerDir, .removeContainerDir, .superviseContainer,
             .readFile, .writeFile:
             return .host
+        case .createCgroup, .enableControllers, .writeLimit, .moveToCgroup, .removeCgroup, .freezeCgroup,
+            .killCgroup:
+            return .cgroups
+        case .mountCgroup:
+            return .mounts
         }
     }
 
@@ -134,6 +149,14 @@ public enum Step: UInt16, Sendable, CaseIterable {
         case .superviseContainer: return "supervise container"
         case .readFile: return "read"
         case .writeFile: return "write"
+        case .createCgroup: return "create cgroup"
+        case .enableControllers: return "enable controllers"
+        case .writeLimit: return "write limit"
+        case .moveToCgroup: return "move into cgroup"
+        case .removeCgroup: return "remove cgroup"
+        case .freezeCgroup: return "freeze cgroup"
+        case .killCgroup: return "kill cgroup"
+        case .mountCgroup: return "mount cgroup2"
         }
     }
 
@@ -194,6 +217,15 @@ public enum Step: UInt16, Sendable, CaseIterable {
         case .removeContainerDir: return "nothing of an ended container is left behind"
         case .superviseContainer: return "urun stays outside as the container's supervisor"
         case .readFile, .writeFile: return ""
+        case .createCgroup: return "each container gets a cgroup of its own, below the subtree delegated to you"
+        case .enableControllers:
+            return "a cgroup hands controllers to its children through cgroup.subtree_control, and only while no process sits in it"
+        case .writeLimit: return "the kernel enforces the limit on every process of the cgroup"
+        case .moveToCgroup: return "a process enters a cgroup by writing its pid to cgroup.procs"
+        case .removeCgroup: return "an empty cgroup is removed with rmdir"
+        case .freezeCgroup: return "cgroup.freeze stops every process of the cgroup at once, and thaws them again"
+        case .killCgroup: return "cgroup.kill sends SIGKILL to every process of the cgroup at once"
+        case .mountCgroup: return "the container sees its own cgroup as the root of /sys/fs/cgroup"
         }
     }
 
@@ -232,6 +264,10 @@ public enum Step: UInt16, Sendable, CaseIterable {
         case .createContainerDir, .removeContainerDir: return "overlayfs"
         case .superviseContainer: return "signalfd(2)"
         case .readFile, .writeFile: return ""
+        case .createCgroup, .enableControllers, .writeLimit, .moveToCgroup, .removeCgroup, .freezeCgroup,
+            .killCgroup:
+            return "cgroups(7)"
+        case .mountCgroup: return "cgroup_namespaces(7)"
         }
     }
 }

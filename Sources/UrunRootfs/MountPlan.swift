@@ -19,6 +19,8 @@ public struct GeneratedFile: Equatable, Sendable {
 public enum MountOp: Equatable, Sendable {
     case proc(target: String)
     case sysfs(target: String)
+    /// cgroup2, seen from the container's cgroup namespace: its own cgroup is the root.
+    case cgroup2(target: String)
     /// The host's /sys, bound read-only (no own network namespace: sysfs refuses).
     case bindSys(target: String)
     case tmpfs(target: String, options: TmpfsOptions, step: Step)
@@ -73,6 +75,7 @@ public struct MountPlan: Equatable, Sendable {
         var ops: [MountOp] = [
             .proc(target: "/proc"),
             ownNetwork ? .sysfs(target: "/sys") : .bindSys(target: "/sys"),
+            .cgroup2(target: "/sys/fs/cgroup"),
             .tmpfs(target: "/dev", options: .dev, step: .mountDev),
         ]
         for device in ["null", "zero", "full", "random", "urandom", "tty"] {
@@ -153,6 +156,8 @@ public struct MountPlan: Equatable, Sendable {
             try mountFilesystem(.mountProc, "proc", "proc", target, root, nosuidNodevNoexec, nil)
         case .sysfs(let target):
             try mountFilesystem(.mountSysfs, "sysfs", "sysfs", target, root, nosuidNodevNoexec | UInt(MS_RDONLY), nil)
+        case .cgroup2(let target):
+            try mountFilesystem(.mountCgroup, "cgroup2", "cgroup2", target, root, nosuidNodevNoexec | UInt(MS_RDONLY), nil)
         case .bindSys(let target):
             let fd = try openInRoot(root, target, create: .directory, step: .bindSys)
             defer { closeQuietly(fd) }

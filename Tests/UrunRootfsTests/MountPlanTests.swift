@@ -18,7 +18,8 @@ import UrunKernel
         #expect(plan.rootfs == "/c/rootfs")
         #expect(plan.ops[0] == .proc(target: "/proc"))
         #expect(plan.ops[1] == .sysfs(target: "/sys"))
-        #expect(plan.ops[2] == .tmpfs(target: "/dev", options: .dev, step: .mountDev))
+        #expect(plan.ops[2] == .cgroup2(target: "/sys/fs/cgroup"))
+        #expect(plan.ops[3] == .tmpfs(target: "/dev", options: .dev, step: .mountDev))
     }
 
     @Test func minimalDevHasTheUsualDevicesAndLinks() {

@@ -1,5 +1,6 @@
 import Glibc
 import UrunCLI
+import UrunCgroups
 import UrunContainer
 import UrunKernel
 import UrunRootfs
@@ -31,6 +32,20 @@ enum RunCommand: Command {
             OptionSpec("interactive", short: "i", help: "Keep stdin open (always the case in the foreground)"),
             OptionSpec("rm", help: "Remove the container when it exits (the default for foreground runs)"),
             OptionSpec("init", help: "Run a minimal init as PID 1 that reaps zombies and forwards signals"),
+            OptionSpec("memory", short: "m", value: "BYTES", help: "Memory limit (memory.max), e.g. 512m, 2g"),
+            OptionSpec("memory-swap", value: "BYTES", help: "Memory plus swap limit (-1: unlimited swap)"),
+            OptionSpec("memory-reservation", value: "BYTES", help: "Memory soft limit (memory.low)"),
+            OptionSpec("cpus", value: "NUMBER", help: "CPU quota in CPUs, e.g. 0.5 (cpu.max)"),
+            OptionSpec("cpu-shares", short: "c", value: "SHARES", help: "CPU weight, docker's scale 2-262144 (cpu.weight)"),
+            OptionSpec("cpu-weight", value: "WEIGHT", help: "CPU weight, 1-10000 (cpu.weight)"),
+            OptionSpec("cpuset-cpus", value: "LIST", help: "CPUs to run on, e.g. 0-3,7 (cpuset.cpus)"),
+            OptionSpec("cpuset-mems", value: "LIST", help: "Memory nodes to use (cpuset.mems)"),
+            OptionSpec("pids-limit", value: "N", help: "Maximum number of processes (pids.max; -1: unlimited)"),
+            OptionSpec("blkio-weight", value: "WEIGHT", help: "Block IO weight, 10-1000 (io.weight)"),
+            OptionSpec("device-read-bps", value: "DEV:RATE", help: "Read rate limit for a device (io.max rbps)", repeatable: true),
+            OptionSpec("device-write-bps", value: "DEV:RATE", help: "Write rate limit for a device (io.max wbps)", repeatable: true),
+            OptionSpec("device-read-iops", value: "DEV:N", help: "Read IO/s limit for a device (io.max riops)", repeatable: true),
+            OptionSpec("device-write-iops", value: "DEV:N", help: "Write IO/s limit for a device (io.max wiops)", repeatable: true),
             OptionSpec("explain", value: "FORMAT", help: "Narrate every kernel step as it happens (text, or json)", choices: ["text", "json"], implicitValue: "text"),
         ],
         arguments: [
@@ -51,6 +66,9 @@ enum RunCommand: Command {
         case "text": Explain.start(.text)
         case "json": Explain.start(.json)
         case let other?: throw UrunError.usage("invalid value \"\(other)\" for --explain: text or json")
+        }
+        if !spec.limits.isEmpty, case .failure = ContainerCgroup.delegated() {
+            try SystemdScope.reexecIfReachable()
         }
         let paths = try UrunPaths.resolve(root: globals.root)
         return try Launcher(paths: paths).run(spec).code
@@ -83,6 +101,7 @@ enum RunCommand: Command {
             }
             spec.network = mode
         }
+        spec.limits = try limits(from: arguments)
         spec.useInit = arguments.flag("init")
         spec.tty = arguments.flag("tty")
         spec.interactive = arguments.flag("interactive")
@@ -92,5 +111,28 @@ enum RunCommand: Command {
             spec.interactive = true
         }
         return spec
+    }
+
+    /// Resource limit flags → ResourceLimits, every value checked now.
+    static func limits(from arguments: ParsedArguments) throws -> ResourceLimits {
+        var limits = ResourceLimits()
+        let cpus = Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
+        if let value = arguments.value("memory") { try limits.setMemory(value) }
+        if let value = arguments.value("memory-swap") { try limits.setMemorySwap(value) }
+        if let value = arguments.value("memory-reservation") { try limits.setMemoryReservation(value) }
+        if let value = arguments.value("cpus") { try limits.setCPUs(value, available: cpus) }
+        if let value = arguments.value("cpu-shares") { try limits.setCPUShares(value) }
+        if let value = arguments.value("cpu-weight") { try limits.setCPUWeight(value) }
+        if let value = arguments.value("cpuset-cpus") { try limits.setCPUSet(value, mems: false, available: cpus) }
+        if let value = arguments.value("cpuset-mems") { try limits.setCPUSet(value, mems: true, available: cpus) }
+        if let value = arguments.value("pids-limit") { try limits.setPidsLimit(value) }
+        if let value = arguments.value("blkio-weight") { try limits.setBlkioWeight(value) }
+        for (flag, kind) in [
+            ("device-read-bps", ResourceLimits.DeviceLimit.readBPS), ("device-write-bps", .writeBPS),
+            ("device-read-iops", .readIOPS), ("device-write-iops", .writeIOPS),
+        ] {
+            for value in arguments.values(flag) { try limits.setDeviceLimit(value, kind) }
+        }
+        return limits
     }
 }

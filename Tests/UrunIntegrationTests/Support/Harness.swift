@@ -104,24 +104,27 @@ final class Harness: Sendable {
     @discardableResult
     func urun(
         _ arguments: [String], stdin: String? = nil, root: String? = nil, environment: [String: String] = [:],
-        timeout: Double = 60
+        cgroup: String? = nil, timeout: Double = 60
     ) -> Outcome {
         var env = environment
         env["URUN_ROOT"] = root ?? sharedRoot
-        return runAsUser([binary] + arguments, stdin: stdin, environment: env, timeout: timeout)
+        return runAsUser([binary] + arguments, stdin: stdin, environment: env, cgroup: cgroup, timeout: timeout)
     }
 
-    /// Runs any command as the test user, in a clean environment.
+    /// Runs any command as the test user, in a clean environment; inside
+    /// `cgroup` (entered before privileges are dropped) when given.
     @discardableResult
     func runAsUser(
-        _ command: [String], stdin: String? = nil, environment: [String: String] = [:], timeout: Double = 60
+        _ command: [String], stdin: String? = nil, environment: [String: String] = [:], cgroup: String? = nil,
+        timeout: Double = 60
     ) -> Outcome {
-        Harness.run(command, as: user, environment: environment, stdin: stdin, workspace: workspace, timeout: timeout)
+        let process = Harness.process(command, as: user, environment: environment, cgroup: cgroup)
+        return Harness.run(process, stdin: stdin, workspace: workspace, timeout: timeout)
     }
 
     /// Starts a command as the test user without waiting for it.
-    func start(_ command: [String], environment: [String: String] = [:]) -> Process {
-        let process = Harness.process(command, as: user, environment: environment)
+    func start(_ command: [String], environment: [String: String] = [:], cgroup: String? = nil) -> Process {
+        let process = Harness.process(command, as: user, environment: environment, cgroup: cgroup)
         process.standardInput = FileHandle.nullDevice
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle.nullDevice
@@ -136,8 +139,11 @@ final class Harness: Sendable {
         run(process(command, as: user, environment: environment), stdin: stdin, workspace: workspace, timeout: timeout)
     }
 
-    /// `command` as `user` (or as ourselves when nil) with only HOME, PATH and `environment` set.
-    static func process(_ command: [String], as user: TestUser?, environment: [String: String]) -> Process {
+    /// `command` as `user` (or as ourselves when nil) with only HOME, PATH and
+    /// `environment` set; moved into `cgroup` first when one is given.
+    static func process(
+        _ command: [String], as user: TestUser?, environment: [String: String], cgroup: String? = nil
+    ) -> Process {
         let home = user?.home ?? (ProcessInfo.processInfo.environment["HOME"] ?? "/tmp")
         var env = ["HOME=\(home)", "PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin"]
         env += environment.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
@@ -150,6 +156,11 @@ final class Harness: Sendable {
                 + env + command
         } else {
             process.arguments = ["-i"] + env + command
+        }
+        if let cgroup {
+            let helper = packageRoot + "/Helpers/cgroup-delegate"
+            process.arguments = ["exec", cgroup, process.executableURL!.path] + (process.arguments ?? [])
+            process.executableURL = URL(fileURLWithPath: helper)
         }
         return process
     }

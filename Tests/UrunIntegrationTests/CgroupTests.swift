@@ -1,0 +1,135 @@
+import Foundation
+import Glibc
+import Testing
+
+/// A cgroup v2 subtree delegated to the test user, made the way systemd's
+/// Delegate=yes makes one (Helpers/cgroup-delegate, as root).
+struct DelegatedCgroup: Sendable {
+    let path: String
+    let controllers: Set<String>
+
+    static let shared: DelegatedCgroup? = {
+        guard getuid() == 0, Harness.shared.isAvailable, let user = Harness.shared.user else { return nil }
+        let made = Harness.sh("'\(Harness.packageRoot)/Helpers/cgroup-delegate' create \(user.name)")
+        let path = made.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard made.status == 0, !path.isEmpty else { return nil }
+        delegatedToRemove = path
+        atexit { _ = system("'\(Harness.packageRoot)/Helpers/cgroup-delegate' remove '\(delegatedToRemove)'") }
+        let controllers = (try? String(contentsOfFile: path + "/cgroup.controllers", encoding: .utf8)) ?? ""
+        return DelegatedCgroup(path: path, controllers: Set(controllers.split(whereSeparator: \.isWhitespace).map(String.init)))
+    }()
+
+    static var skipReason: String {
+        if getuid() != 0 { return "making a delegated cgroup needs root (run the tests as root, as CI does)" }
+        return "no cgroup v2 hierarchy to delegate from on this host"
+    }
+
+    /// The container cgroups (urun-<id>) now below the subtree.
+    var containerCgroups: [String] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []).filter { $0.hasPrefix("urun-") }
+    }
+
+    func has(_ controller: String) -> Bool { controllers.contains(controller) }
+}
+
+nonisolated(unsafe) private var delegatedToRemove = ""
+
+let delegatedCgroupAvailable: ConditionTrait = .enabled(
+    if: DelegatedCgroup.shared != nil, Comment(rawValue: DelegatedCgroup.skipReason))
+
+@Suite(harnessAvailable, delegatedCgroupAvailable, .serialized) struct CgroupTests {
+    let h = Harness.shared
+    let d = DelegatedCgroup.shared!
+
+    @Test func eachContainerHasItsOwnCgroupSeenAsTheRoot() throws {
+        let urun = h.start(
+            [h.binary, h.image(), "sh", "-c", "cat /proc/self/cgroup > /dev/null; sleep 2"],
+            environment: ["URUN_ROOT": h.sharedRoot], cgroup: d.path)
+        // The cgroup appears first, its processes a moment later.
+        func processes() -> String {
+            guard let name = d.containerCgroups.first else { return "" }
+            return (try? String(contentsOfFile: d.path + "/" + name + "/cgroup.procs", encoding: .utf8)) ?? ""
+        }
+        #expect(waitFor { !processes().isEmpty }, "the container's processes are in its cgroup")
+        #expect(d.containerCgroups.count == 1)
+        urun.waitUntilExit()
+        #expect(urun.terminationStatus == 0)
+        #expect(d.containerCgroups.isEmpty, "removed when the container ends")
+
+        let inside = h.urun([h.image(), "sh", "-c", "grep '^0::' /proc/self/cgroup; grep ' /sys/fs/cgroup ' /proc/self/mountinfo"], cgroup: d.path)
+        #expect(inside.lines.first == "0::/", "\(inside)")
+        #expect(inside.lines.last?.contains(" - cgroup2 cgroup2 ") == true)
+    }
+
+    /// Every limit is enforced where its controller is delegated, and refused
+    /// with the fix where it is not. Which of the two happens depends on the
+    /// host; both are asserted.
+    @Test(arguments: [
+        (["--memory", "32m"], "memory", "memory.max", "33554432"),
+        (["--memory", "32m", "--memory-swap", "64m"], "memory", "memory.swap.max", "33554432"),
+        (["--memory-reservation", "16m"], "memory", "memory.low", "16777216"),
+        (["--cpus", "0.5"], "cpu", "cpu.max", "50000 100000"),
+        (["--cpu-shares", "512"], "cpu", "cpu.weight", "20"),
+        (["--cpu-weight", "300"], "cpu", "cpu.weight", "300"),
+        (["--cpuset-cpus", "0"], "cpuset", "cpuset.cpus", "0"),
+        (["--cpuset-mems", "0"], "cpuset", "cpuset.mems", "0"),
+        (["--pids-limit", "20"], "pids", "pids.max", "20"),
+        (["--blkio-weight", "500"], "io", "io.weight", "default 4950"),
+    ])
+    func limitIsEnforcedOrRefusedWithTheFix(_ flags: [String], _ controller: String, _ file: String, _ value: String) {
+        let result = h.urun(flags + [h.image(), "cat", "/sys/fs/cgroup/" + file], cgroup: d.path)
+        if d.has(controller) {
+            #expect(result.status == 0, "\(result)")
+            #expect(result.stdout.contains(value), "\(result)")
+        } else {
+            #expect(result.status == 125, "\(result)")
+            #expect(result.stderr.contains("\(flags[0]) needs the \(controller) controller, which is not delegated to you here"), "\(result)")
+            #expect(result.stderr.contains("systemd-run --user --scope -p Delegate=yes"))
+        }
+        #expect(d.containerCgroups.isEmpty)
+    }
+
+    @Test func withoutADelegatedCgroupLimitsAreRefusedAndNothingElseChanges() {
+        // The test user's own cgroup here is not delegated to it.
+        let refused = h.urun(["--pids-limit", "10", h.image(), "true"])
+        #expect(refused.status == 125)
+        #expect(refused.stderr.contains("is not delegated to you"), "\(refused)")
+        #expect(h.urun([h.image(), "true"]).status == 0, "no limits: urun runs where it is, silently")
+    }
+
+    @Test func badValuesAreRejectedBeforeAnythingIsCreated() {
+        for flags in [["--memory", "12qq"], ["--memory", "-5m"], ["--cpus", "9999"], ["--pids-limit", "x"], ["--cpuset-cpus", "5-1"]] {
+            let result = h.urun(flags + [h.image(), "true"], cgroup: d.path)
+            #expect(result.status == 125, "\(flags): \(result)")
+            #expect(result.stderr.contains(flags[0]), "\(result)")
+        }
+        #expect(d.containerCgroups.isEmpty)
+    }
+
+    @Test func aKilledUrunsCgroupIsRemovedByTheNextRun() {
+        let root = h.freshRoot()
+        #expect(h.urun([h.image(), "true"], root: root, cgroup: d.path).status == 0)
+        let urun = h.start([h.binary, h.image(), "sleep", "4321"], environment: ["URUN_ROOT": root], cgroup: d.path)
+        #expect(waitFor { Harness.sh("pgrep -u \(h.uid) -x -f 'sleep 4321'").status == 0 })
+        kill(urun.processIdentifier, SIGKILL)
+        urun.waitUntilExit()
+        #expect(waitFor { Harness.sh("pgrep -u \(h.uid) -x -f 'sleep 4321'").status != 0 })
+        #expect(d.containerCgroups.count == 1, "left by the killed urun")
+        #expect(h.urun([h.image(), "true"], root: root, cgroup: d.path).status == 0)
+        #expect(d.containerCgroups.isEmpty, "\(d.containerCgroups)")
+    }
+
+    @Test(.enabled(if: DelegatedCgroup.shared?.has("memory") == true, "the memory controller is not delegated on this host (hybrid cgroups): see Docs/cgroups.md for the run on a pure cgroup v2 host"))
+    func memoryHogIsOOMKilledWith137() {
+        let result = h.urun(["--memory", "32m", "--memory-swap", "32m", h.image(), "sh", "-c", "x=$(head -c 200000000 /dev/zero | tr '\\\\0' a); echo survived"], cgroup: d.path, timeout: 120)
+        #expect(result.status == 137, "\(result)")
+        #expect(result.stderr.contains("killed by the OOM killer"), "\(result)")
+    }
+
+    @Test(.enabled(if: DelegatedCgroup.shared?.has("pids") == true, "the pids controller is not delegated on this host (hybrid cgroups)"))
+    func pidsLimitMakesTheTwentyFirstForkFail() {
+        let result = h.urun(["--pids-limit", "20", h.image(), "sh", "-c", "for i in $(seq 1 30); do sleep 5 & done 2>&1; sleep 0.2; ps -o pid= | wc -l"], cgroup: d.path)
+        #expect(result.stdout.contains("Resource temporarily unavailable") || result.stdout.contains("can't fork"), "\(result)")
+        #expect(Int(result.lines.last?.trimmingCharacters(in: .whitespaces) ?? "") ?? 99 <= 20)
+    }
+}
