@@ -34,7 +34,8 @@ let package = Package(
         .target(
             name: "UrunContainer",
             dependencies: ["UrunKernel", "UrunUserNS", "UrunRootfs", "UrunImage", "UrunProcess", "UrunCgroups"]),
-        .executableTarget(name: "urun", dependencies: ["UrunCLI", "UrunContainer", "UrunKernel", "UrunCgroups"]),
+        .executableTarget(
+            name: "urun", dependencies: ["UrunCLI", "UrunContainer", "UrunKernel", "UrunCgroups", "UrunProcess"]),
 
         .testTarget(name: "UrunKernelTests", dependencies: ["UrunKernel"]),
         .testTarget(name: "UrunUserNSTests", dependencies: ["UrunUserNS"]),

@@ -14,6 +14,8 @@
 #include <sys/random.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <sys/un.h>
+#include <stdio.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <sys/wait.h>
@@ -68,6 +70,7 @@ _Static_assert(URUN_RESOLVE_IN_ROOT == RESOLVE_IN_ROOT, "RESOLVE_IN_ROOT");
 int urun_pipe2(int fds[2], int flags) { return pipe2(fds, flags); }
 dev_t urun_makedev(unsigned int major, unsigned int minor) { return makedev(major, minor); }
 int urun_unshare(int flags) { return unshare(flags); }
+int urun_setns(int fd, int flags) { return setns(fd, flags); }
 int urun_sethostname(const char *name, size_t length) { return sethostname(name, length); }
 
 pid_t urun_clone(uint64_t flags, int cgroup_fd, int *pidfd_out) {
@@ -293,6 +296,51 @@ int urun_read_signal(int fd, int *signo, int *code, int *sender_pid) {
     *sender_pid = (int)info.ssi_pid;
     return 1;
 }
+
+static int unix_address(struct sockaddr_un *address, int dirfd, const char *name) {
+    memset(address, 0, sizeof(*address));
+    address->sun_family = AF_UNIX;
+    int n = snprintf(address->sun_path, sizeof(address->sun_path), "/proc/self/fd/%d/%s", dirfd, name);
+    if (n < 0 || (size_t)n >= sizeof(address->sun_path)) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    return 0;
+}
+
+int urun_unix_listen(int dirfd, const char *name) {
+    struct sockaddr_un address;
+    if (unix_address(&address, dirfd, name) < 0)
+        return -1;
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0)
+        return -1;
+    if (bind(fd, (struct sockaddr *)&address, sizeof(address)) < 0 || listen(fd, 8) < 0) {
+        int saved = errno;
+        close(fd);
+        errno = saved;
+        return -1;
+    }
+    return fd;
+}
+
+int urun_unix_connect(int dirfd, const char *name) {
+    struct sockaddr_un address;
+    if (unix_address(&address, dirfd, name) < 0)
+        return -1;
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    if (connect(fd, (struct sockaddr *)&address, sizeof(address)) < 0) {
+        int saved = errno;
+        close(fd);
+        errno = saved;
+        return -1;
+    }
+    return fd;
+}
+
+int urun_accept(int listener) { return accept4(listener, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK); }
 
 int urun_wifexited(int status) { return WIFEXITED(status); }
 int urun_wexitstatus(int status) { return WEXITSTATUS(status); }

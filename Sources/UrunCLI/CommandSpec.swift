@@ -72,10 +72,12 @@ public struct CommandSpec: Sendable {
     /// the container's command and its own flags (`urun run img ls -la`).
     public let optionsEndAtFirstArgument: Bool
     public let examples: [String]
+    /// Internal verbs (the monitor) are not listed.
+    public let hidden: Bool
 
     public init(
         name: String, abstract: String, discussion: String = "", options: [OptionSpec], arguments: [ArgumentSpec] = [],
-        optionsEndAtFirstArgument: Bool = false, examples: [String] = []
+        optionsEndAtFirstArgument: Bool = false, examples: [String] = [], hidden: Bool = false
     ) {
         self.name = name
         self.abstract = abstract
@@ -86,6 +88,7 @@ public struct CommandSpec: Sendable {
         self.arguments = arguments
         self.optionsEndAtFirstArgument = optionsEndAtFirstArgument
         self.examples = examples
+        self.hidden = hidden
     }
 
     func option(long: String) -> OptionSpec? { options.first { $0.long == long } }

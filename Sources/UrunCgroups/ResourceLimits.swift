@@ -10,11 +10,23 @@ public struct ResourceLimits: Equatable, Sendable {
         public let controller: String
         public let file: String
         public let value: String
+
+        public init(flag: String, controller: String, file: String, value: String) {
+            self.flag = flag
+            self.controller = controller
+            self.file = file
+            self.value = value
+        }
     }
 
     public private(set) var settings: [Setting] = []
 
     public init() {}
+
+    /// Limits read back from a container's config.
+    public init(settings: [Setting]) {
+        self.settings = settings
+    }
 
     public var isEmpty: Bool { settings.isEmpty }
 

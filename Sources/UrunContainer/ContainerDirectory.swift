@@ -3,7 +3,7 @@ import Glibc
 import UrunKernel
 
 /// A container's own directory: the overlay's upper and work directories,
-/// the mount point of its root, and its /etc files.
+/// and for a kept container its config.json and log.
 ///
 ///     <data>/containers/<id>/upper   the container's writes
 ///                            work    overlayfs' own working directory
@@ -11,8 +11,8 @@ import UrunKernel
 /// (In the container's mount namespace a tmpfs covers this directory: see MountPlan.)
 ///
 /// While the container runs, its supervisor holds an flock(2) on the
-/// directory. A directory whose lock nobody holds belongs to a urun that was
-/// killed; the next `urun` removes it.
+/// directory. An ephemeral container's directory (no config.json) whose lock
+/// nobody holds belongs to a urun that was killed; the next `urun` removes it.
 public final class ContainerDirectory {
     public let id: String
     public let path: String
@@ -22,14 +22,14 @@ public final class ContainerDirectory {
     public var upper: String { path + "/upper" }
     public var work: String { path + "/work" }
 
-    /// Names a new container's directory; `create()` makes it.
-    public init(in containers: String) {
+    /// Names a container's directory: a new one when `id` is nil.
+    public init(in containers: String, id: String? = nil) {
         self.containers = containers
-        self.id = randomHex(bytes: 32)
-        self.path = containers + "/" + id
+        self.id = id ?? randomHex(bytes: 32)
+        self.path = containers + "/" + self.id
     }
 
-    /// Creates the directory, holding its lock.
+    /// Creates the directory of a new container, holding its lock.
     public func create() throws(UrunError) {
         try makeDirectories(containers, mode: 0o700)
         // Creation holds the parent's lock shared, cleaning holds it exclusive:
@@ -41,11 +41,32 @@ public final class ContainerDirectory {
         try sys(.createContainerDir, path: containers) { flock(guardLock, LOCK_SH) }
 
         try sys(.createContainerDir, explain: "mkdir \(path)/{upper,work}", path: path) { mkdir(path, 0o700) }
-        lock = try sys(.createContainerDir, path: path) { open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC) }
-        try sys(.createContainerDir, path: path) { flock(lock, LOCK_EX | LOCK_NB) }
-        for sub in ["upper", "work"] {
-            try sys(.createContainerDir, path: path + "/" + sub) { mkdir(path + "/" + sub, 0o755) }
+        try acquire()
+        try makeLayers()
+    }
+
+    /// Takes the lock of an existing container's directory: it is then ours
+    /// to run. Fails when another supervisor runs it already.
+    public func acquire() throws(UrunError) {
+        let fd = try sys(.createContainerDir, path: path) { open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC) }
+        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+            closeQuietly(fd)
+            throw .invalid("container \(id.prefix(12)) is already running")
         }
+        lock = fd
+    }
+
+    /// upper and work, for a directory that `create` did not make (a kept container's).
+    public func makeLayers() throws(UrunError) {
+        for sub in ["upper", "work"] where mkdir(path + "/" + sub, 0o755) != 0 && errno != EEXIST {
+            throw .kernel(.createContainerDir, path: path + "/" + sub, .current)
+        }
+    }
+
+    /// Releases the lock, keeping everything (a kept container that stopped).
+    public func release() {
+        closeQuietly(lock)
+        lock = -1
     }
 
     /// Removes everything of the container and releases its lock.
@@ -54,24 +75,7 @@ public final class ContainerDirectory {
         if (try? removeTree(path)) == nil {
             writeQuietly(2, "urun: could not remove \(path); the next urun will retry\n")
         }
-        closeQuietly(lock)
-        lock = -1
-    }
-
-    deinit { remove() }
-
-    /// Removes container directories whose supervisor is gone (killed with
-    /// SIGKILL, or the machine rebooted). Called only with the parent's lock
-    /// held exclusively, and touches only directories whose own lock is free.
-    static func removeStale(in containers: String) {
-        guard let names = try? directoryEntries(containers) else { return }
-        for name in names where name.count == 64 {
-            let path = containers + "/" + name
-            let fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-            guard fd >= 0 else { continue }
-            if flock(fd, LOCK_EX | LOCK_NB) == 0 { try? removeTree(path) }
-            closeQuietly(fd)
-        }
+        release()
     }
 
     /// Whether the container `id` has no live supervisor (its directory is
@@ -81,6 +85,21 @@ public final class ContainerDirectory {
         guard fd >= 0 else { return true }
         defer { closeQuietly(fd) }
         return flock(fd, LOCK_EX | LOCK_NB) == 0
+    }
+
+    /// Removes the directories of ephemeral containers whose supervisor is
+    /// gone (killed with SIGKILL, or the machine rebooted). Called only with
+    /// the parent's lock held exclusively; touches only directories without a
+    /// config.json whose own lock is free.
+    static func removeStale(in containers: String) {
+        guard let names = try? directoryEntries(containers) else { return }
+        for name in names where name.count == 64 && access(containers + "/" + name + "/config.json", F_OK) != 0 {
+            let path = containers + "/" + name
+            let fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+            guard fd >= 0 else { continue }
+            if flock(fd, LOCK_EX | LOCK_NB) == 0 { try? removeTree(path) }
+            closeQuietly(fd)
+        }
     }
 
     private static func openLock(_ path: String) throws(UrunError) -> CInt {

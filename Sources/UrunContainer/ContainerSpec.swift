@@ -39,6 +39,10 @@ public struct ContainerSpec: Sendable {
     public var useInit = false
     /// --memory, --cpus, --pids-limit, ...: enforced, or the container does not start.
     public var limits = ResourceLimits()
+    /// The signal `urun stop` sends first (default SIGTERM).
+    public var stopSignal: String?
+    /// Seconds `urun stop` waits before SIGKILL (default 10).
+    public var stopTimeout: Int?
 
     public init(image: String) {
         self.image = image

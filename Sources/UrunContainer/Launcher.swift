@@ -7,18 +7,36 @@ import UrunProcess
 import UrunRootfs
 import UrunUserNS
 
-/// Runs a container in the foreground: the one place that knows the order
-/// of the steps.
+/// Where a container's stdin, stdout and stderr go (without -t).
+public enum ContainerIO: Sendable {
+    /// urun's own: the foreground container reads and writes the terminal or pipes urun has.
+    case inherit
+    /// These descriptors (a monitor's or a logging urun's pipes).
+    case descriptors(stdin: CInt, stdout: CInt, stderr: CInt)
+}
+
+/// A container whose command has started.
+public struct StartedContainer: Sendable {
+    public let pid: pid_t
+    public let pidfd: CInt
+    /// The pty master, with -t.
+    public let master: CInt?
+    public let cgroup: ContainerCgroup?
+    public let blockedSignals: sigset_t
+    public let startedAt: Timestamp
+}
+
+/// Starts containers: the one place that knows the order of the steps.
 ///
 /// 1. The image is unpacked (once) into the cache; the user is resolved in it.
-/// 2. The container's directory and /etc files are made; the mount plan is built.
-/// 3. One clone(2) creates the user, mount, PID, UTS, IPC and network
-///    namespaces; urun writes the id maps and releases the child.
+/// 2. The mount plan is built, as plain values.
+/// 3. One clone(2) creates the user, PID and mount namespaces; the child makes
+///    its UTS, IPC and network namespaces while urun writes the id maps, makes
+///    the container's directory and cgroup, and releases the child.
 /// 4. The child, root of its namespaces, enters a new cgroup namespace,
 ///    applies the mount plan, pivots into the overlay, sets the hostname,
 ///    brings loopback up, attaches its pty and execs the command.
-/// 5. urun supervises: signals, terminal, exit status; then removes the
-///    container's directory.
+/// 5. urun supervises (`run`), or hands the container to a monitor.
 public struct Launcher {
     public let paths: UrunPaths
 
@@ -26,20 +44,32 @@ public struct Launcher {
         self.paths = paths
     }
 
+    /// `urun run` in the foreground, removing the container at the end.
     public func run(_ spec: ContainerSpec) throws(UrunError) -> ExitStatus {
         let image = try ImageStore(directory: paths.cache).rootfs(for: spec.image, showProgress: true)
-        let user = try ContainerUser.resolve(spec.user, rootfs: image.path)
-
         let directory = ContainerDirectory(in: paths.containers)
         defer { directory.remove() }
+        let started = try start(spec, image: image, directory: directory, io: .inherit, ephemeral: true)
+        defer { finish(started) }
+        let supervisor = try Supervisor(
+            pid: started.pid, pidfd: started.pidfd, blockedSignals: started.blockedSignals, master: started.master)
+        return supervisor.run()
+    }
+
+    /// Prepares and starts a container, up to its command's successful exec.
+    /// `directory` is created (ephemeral) or locked (a kept container's).
+    public func start(
+        _ spec: ContainerSpec, image: Rootfs, directory: ContainerDirectory, io: ContainerIO, ephemeral: Bool
+    ) throws(UrunError) -> StartedContainer {
+        let user = try ContainerUser.resolve(spec.user, rootfs: image.path)
         let hostname = spec.hostname ?? (spec.network == .host ? hostHostname() : String(directory.id.prefix(12)))
         let environment = ContainerEnvironment.build(
             hostname: hostname, home: user.home, tty: spec.tty, user: spec.environment)
         let workingDirectory = spec.workingDirectory ?? "/"
         var plan = MountPlan.container(
             scratch: directory.path, lower: [image.path], upper: directory.upper, work: directory.work,
-            volatile: true, files: EtcFiles.files(hostname: hostname, network: spec.network), volumes: spec.volumes, tmpfs: spec.tmpfs, readOnlyRoot: spec.readOnly,
-            ownNetwork: spec.network.ownNamespace)
+            volatile: ephemeral, files: EtcFiles.files(hostname: hostname, network: spec.network), volumes: spec.volumes,
+            tmpfs: spec.tmpfs, readOnlyRoot: spec.readOnly, ownNetwork: spec.network.ownNamespace)
         plan.ops.append(.directory(target: workingDirectory))
 
         // The user, PID and mount namespaces come with the clone (the child is
@@ -56,16 +86,22 @@ public struct Launcher {
         }
         defer { ptySocket.forEach(closeQuietly) }
 
-        let blocked = blockSupervisedSignals()
         // Made in `prepare`, after the clone and before the child goes on: the
         // child enters its cgroup before it mounts or execs anything.
         var cgroup: ContainerCgroup?
-        defer { removeCgroup(cgroup) }
+        var started = false
+        defer { if !started { removeCgroup(cgroup) } }
         let containers = paths.containers
+        let blocked = blockSupervisedSignals()
         let child = try cloneIntoNamespaces(
             [.user, .pid, .mount], early: early, idMap: idMap,
             prepare: { (pid) throws(UrunError) in
-                try directory.create()
+                if ephemeral {
+                    try directory.create()
+                } else {
+                    try directory.acquire()
+                    try directory.makeLayers()
+                }
                 cgroup = try ContainerCgroup.create(id: directory.id, limits: spec.limits) {
                     ContainerDirectory.isAbandoned(id: $0, in: containers)
                 }
@@ -75,7 +111,7 @@ public struct Launcher {
             closeQuietly(ptySocket[0])
             let setup = ChildSetup(
                 spec: spec, plan: plan, hostname: hostname, environment: environment,
-                workingDirectory: workingDirectory, windowSize: windowSize, ptySocket: ptySocket[1])
+                workingDirectory: workingDirectory, windowSize: windowSize, ptySocket: ptySocket[1], io: io)
             do throws(UrunError) {
                 try setup.run(channel)
             } catch {
@@ -97,10 +133,20 @@ public struct Launcher {
             child.reap()
             throw error
         }
-        let supervisor = try Supervisor(pid: child.pid, pidfd: child.pidfd, blockedSignals: blocked, master: master)
-        let status = supervisor.run()
-        if let message = cgroup?.oomMessage() { writeQuietly(2, "urun: \(message)\n") }
-        return status
+        started = true
+        return StartedContainer(
+            pid: child.pid, pidfd: child.pidfd, master: master, cgroup: cgroup, blockedSignals: blocked,
+            startedAt: .now())
+    }
+
+    /// After the container's PID 1 has exited: says whether the OOM killer
+    /// ended it, and removes its cgroup. Returns whether it was OOM-killed.
+    @discardableResult
+    public func finish(_ started: StartedContainer, report: Bool = true) -> Bool {
+        let oom = started.cgroup?.oomMessage()
+        if report, let oom { writeQuietly(2, "urun: \(oom)\n") }
+        removeCgroup(started.cgroup)
+        return oom != nil
     }
 
     private func removeCgroup(_ cgroup: ContainerCgroup?) {
@@ -127,9 +173,11 @@ struct ChildSetup {
     let workingDirectory: String
     let windowSize: WindowSize?
     let ptySocket: CInt
+    let io: ContainerIO
 
     func run(_ channel: ChildChannel) throws(UrunError) -> Never {
-        // urun's own cgroup becomes the container's cgroup root.
+        // urun's own cgroup (or the container's, which urun just moved it to)
+        // becomes the container's cgroup root.
         try sys(.unshareCgroup, explain: "unshare(CLONE_NEWCGROUP)") { urun_unshare(CInt(URUN_CLONE_NEWCGROUP)) }
         try plan.apply()
         try sys(.setHostname, explain: "sethostname(\"\(hostname)\")") {
@@ -137,6 +185,11 @@ struct ChildSetup {
         }
         if spec.network.ownNamespace {
             try sys(.loopbackUp, explain: "ioctl(SIOCSIFFLAGS, \"lo\", IFF_UP)") { urun_loopback_up() }
+        }
+        if case .descriptors(let stdin, let stdout, let stderr) = io {
+            for (from, to) in [(stdin, CInt(0)), (stdout, 1), (stderr, 2)] where from != to {
+                try sys(.setControllingTTY) { dup2(from, to) }
+            }
         }
         if spec.tty { try attachPty() }
         try sys(.changeDirectory, explain: "chdir(\"\(workingDirectory)\")", path: workingDirectory) {

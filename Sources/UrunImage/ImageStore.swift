@@ -8,6 +8,11 @@ public struct Rootfs: Equatable, Sendable {
     public let path: String
     /// sha256 of the archive it came from; nil for a directory image.
     public let digest: String?
+
+    public init(path: String, digest: String?) {
+        self.path = path
+        self.digest = digest
+    }
 }
 
 /// The content-addressed cache of unpacked images:

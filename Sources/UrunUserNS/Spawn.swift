@@ -102,6 +102,10 @@ public func cloneIntoNamespaces(
 public struct ChildChannel {
     public let reportFD: CInt
 
+    public init(reportFD: CInt) {
+        self.reportFD = reportFD
+    }
+
     /// Reports `error` to the parent and exits: the child's only way out on failure.
     public func fail(_ error: UrunError) -> Never {
         let record = error.record()

@@ -69,6 +69,9 @@ static func usage(_ error: UsageError) -> Int32 {
 /// Options that come before the verb.
 struct Globals {
     var root: String?
+
+    /// The same options, for a urun that this one starts (a monitor).
+    var arguments: [String] { root.map { ["--root", $0] } ?? [] }
 }
 
 /// One verb of the command line.
@@ -80,7 +83,13 @@ protocol Command {
 let urunVersion = "0.1.0"
 
 /// Every verb, in the order `urun --help` lists them.
-var commands: [any Command.Type] { [RunCommand.self] }
+var commands: [any Command.Type] {
+    [
+        RunCommand.self, CreateCommand.self, StartCommand.self, StopCommand.self, RestartCommand.self, KillCommand.self,
+        PauseCommand.self, UnpauseCommand.self, ExecCommand.self, AttachCommand.self, LogsCommand.self, PsCommand.self,
+        InspectCommand.self, WaitCommand.self, StatsCommand.self, RemoveCommand.self, MonitorCommand.self,
+    ]
+}
 
 var globalHelp: String {
     var text = """
@@ -93,7 +102,7 @@ var globalHelp: String {
         Commands:
 
         """
-    for command in commands {
+    for command in commands where !command.spec.hidden {
         let name = command.spec.name
         text += "  \(name)" + String(repeating: " ", count: max(1, 12 - name.count)) + command.spec.abstract + "\n"
     }

@@ -36,6 +36,8 @@ enum {
 int urun_pipe2(int fds[2], int flags);
 dev_t urun_makedev(unsigned int major, unsigned int minor);
 int urun_unshare(int flags);
+/// setns(2): with a pidfd, several namespaces at once (Linux 5.8).
+int urun_setns(int fd, int flags);
 int urun_sethostname(const char *name, size_t length);
 
 // --- process creation -------------------------------------------------------
@@ -104,6 +106,16 @@ int urun_signalfd(const sigset_t *set);
 /// Reads one signal from a signalfd: returns 1 and fills the fields, 0 when
 /// none is pending, -1 on error.
 int urun_read_signal(int fd, int *signo, int *code, int *sender_pid);
+
+// --- unix stream sockets, named below a directory descriptor ---------------
+// (through /proc/self/fd/N/NAME, so the path never exceeds sun_path's 108 bytes)
+
+/// A listening socket NAME in the directory dirfd (CLOEXEC|NONBLOCK).
+int urun_unix_listen(int dirfd, const char *name);
+/// A connected socket to NAME in the directory dirfd (CLOEXEC).
+int urun_unix_connect(int dirfd, const char *name);
+/// accept4 with CLOEXEC|NONBLOCK.
+int urun_accept(int listener);
 
 // --- wait status decoding (macros in C) -------------------------------------
 

@@ -1,0 +1,151 @@
+import UrunCgroups
+import UrunKernel
+import UrunRootfs
+
+/// What `urun create` (or `run` of a kept container) writes to config.json:
+/// everything needed to start the container again.
+public struct ContainerRecord: Sendable {
+    public var id: String
+    public var name: String
+    public var created: Timestamp
+    /// The image's rootfs directory in the cache (the overlay's lower layer).
+    public var rootfs: String
+    public var digest: String?
+    public var spec: ContainerSpec
+    /// --rm: remove the container when it exits.
+    public var autoRemove: Bool
+
+    public init(
+        id: String, name: String, created: Timestamp, rootfs: String, digest: String?, spec: ContainerSpec,
+        autoRemove: Bool
+    ) {
+        self.id = id
+        self.name = name
+        self.created = created
+        self.rootfs = rootfs
+        self.digest = digest
+        self.spec = spec
+        self.autoRemove = autoRemove
+    }
+
+    public var json: JSON {
+        var object = JSON.object([
+            ("id", .string(id)), ("name", .string(name)), ("created", .string(created.rfc3339)),
+            ("image", .string(spec.image)), ("rootfs", .string(rootfs)), ("autoRemove", .bool(autoRemove)),
+            ("spec", spec.json),
+        ])
+        if let digest { object["digest"] = .string(digest) }
+        return object
+    }
+
+    public init(json: JSON) throws(UrunError) {
+        guard let id = json["id"]?.string, let name = json["name"]?.string,
+            let created = json["created"]?.string.flatMap(Timestamp.init(rfc3339:)),
+            let rootfs = json["rootfs"]?.string, let spec = json["spec"]
+        else { throw .invalid("a container's config.json is incomplete") }
+        self.init(
+            id: id, name: name, created: created, rootfs: rootfs, digest: json["digest"]?.string,
+            spec: try ContainerSpec(json: spec), autoRemove: json["autoRemove"]?.bool ?? false)
+    }
+}
+
+extension ContainerSpec {
+    var json: JSON {
+        var object = JSON.object([
+            ("image", .string(image)),
+            ("command", .array(command.map(JSON.string))),
+            ("env", .array(environment.map(JSON.string))),
+            ("readOnly", .bool(readOnly)),
+            ("network", .string(network.rawValue)),
+            ("tty", .bool(tty)),
+            ("interactive", .bool(interactive)),
+            ("init", .bool(useInit)),
+            ("volumes", .array(volumes.map { .object([("source", .string($0.source)), ("target", .string($0.target)), ("readOnly", .bool($0.readOnly))]) })),
+            ("tmpfs", .array(tmpfs.map { .object([("target", .string($0.target)), ("flags", .int($0.options.flags)), ("data", .string($0.options.data))]) })),
+            ("limits", .array(limits.settings.map { .object([("flag", .string($0.flag)), ("controller", .string($0.controller)), ("file", .string($0.file)), ("value", .string($0.value))]) })),
+        ])
+        if let workingDirectory { object["workdir"] = .string(workingDirectory) }
+        if let user { object["user"] = .string(user) }
+        if let hostname { object["hostname"] = .string(hostname) }
+        if let stopSignal { object["stopSignal"] = .string(stopSignal) }
+        if let stopTimeout { object["stopTimeout"] = .int(stopTimeout) }
+        return object
+    }
+
+    init(json: JSON) throws(UrunError) {
+        guard let image = json["image"]?.string else { throw .invalid("a container's config.json names no image") }
+        self.init(image: image)
+        command = json["command"]?.strings ?? []
+        environment = json["env"]?.strings ?? []
+        workingDirectory = json["workdir"]?.string
+        user = json["user"]?.string
+        hostname = json["hostname"]?.string
+        readOnly = json["readOnly"]?.bool ?? false
+        network = json["network"]?.string.flatMap(NetworkMode.init(rawValue:)) ?? .private
+        tty = json["tty"]?.bool ?? false
+        interactive = json["interactive"]?.bool ?? false
+        useInit = json["init"]?.bool ?? false
+        stopSignal = json["stopSignal"]?.string
+        stopTimeout = json["stopTimeout"]?.int
+        volumes = (json["volumes"]?.array ?? []).compactMap { v in
+            guard let source = v["source"]?.string, let target = v["target"]?.string else { return nil }
+            return Volume(source: source, target: target, readOnly: v["readOnly"]?.bool ?? false)
+        }
+        tmpfs = (json["tmpfs"]?.array ?? []).compactMap { t in
+            guard let target = t["target"]?.string, let flags = t["flags"]?.int else { return nil }
+            return TmpfsMount(target: target, options: TmpfsOptions(flags: UInt(flags), data: t["data"]?.string ?? ""))
+        }
+        limits = ResourceLimits(
+            settings: (json["limits"]?.array ?? []).compactMap { l in
+                guard let flag = l["flag"]?.string, let controller = l["controller"]?.string,
+                    let file = l["file"]?.string, let value = l["value"]?.string
+                else { return nil }
+                return ResourceLimits.Setting(flag: flag, controller: controller, file: file, value: value)
+            })
+    }
+}
+
+/// A container's life, as docker names its states.
+public enum ContainerStatus: String, Sendable {
+    case created, running, paused, exited
+}
+
+/// What the supervisor of a container keeps in state.json (runtime directory).
+public struct ContainerState: Sendable {
+    public var status: ContainerStatus = .created
+    /// PID 1 of the container, on the host.
+    public var pid: Int32 = 0
+    /// Its start time (field 22 of /proc/PID/stat), so that a recycled pid is never mistaken for it.
+    public var pidStartTime: UInt64 = 0
+    public var startedAt: Timestamp?
+    public var finishedAt: Timestamp?
+    /// nil while running, or when the supervisor died and the status is unknown.
+    public var exitCode: Int32?
+    public var oomKilled = false
+    public var cgroup: String?
+
+    public init() {}
+
+    public var json: JSON {
+        var object = JSON.object([
+            ("status", .string(status.rawValue)), ("pid", .int(pid)), ("pidStartTime", .int(pidStartTime)),
+            ("oomKilled", .bool(oomKilled)),
+        ])
+        if let startedAt { object["startedAt"] = .string(startedAt.rfc3339) }
+        if let finishedAt { object["finishedAt"] = .string(finishedAt.rfc3339) }
+        if let exitCode { object["exitCode"] = .int(exitCode) }
+        if let cgroup { object["cgroup"] = .string(cgroup) }
+        return object
+    }
+
+    public init(json: JSON) {
+        status = json["status"]?.string.flatMap(ContainerStatus.init(rawValue:)) ?? .created
+        pid = Int32(json["pid"]?.int ?? 0)
+        pidStartTime = json["pidStartTime"]?.uint64 ?? 0
+        startedAt = json["startedAt"]?.string.flatMap(Timestamp.init(rfc3339:))
+        finishedAt = json["finishedAt"]?.string.flatMap(Timestamp.init(rfc3339:))
+        exitCode = json["exitCode"]?.int.map(Int32.init)
+        oomKilled = json["oomKilled"]?.bool ?? false
+        cgroup = json["cgroup"]?.string
+    }
+}

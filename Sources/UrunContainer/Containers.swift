@@ -1,0 +1,238 @@
+import CUrunSyscalls
+import Glibc
+import UrunCgroups
+import UrunImage
+import UrunKernel
+import UrunProcess
+
+/// The lifecycle of kept containers: what `create`, `start`, `stop`, `kill`,
+/// `pause`, `wait` and `rm` do. Each verb holds the container's verb lock, so
+/// two verbs on one container happen one after the other, while verbs on
+/// different containers do not wait for each other.
+public struct Containers: Sendable {
+    public let store: ContainerStore
+    /// Global options to pass on to a monitor (`--root DIR`).
+    public let globalArguments: [String]
+
+    public init(paths: UrunPaths, globalArguments: [String] = []) {
+        store = ContainerStore(paths: paths)
+        self.globalArguments = globalArguments
+    }
+
+    // MARK: create and start
+
+    /// `urun create`: the container's record and directory, status "created".
+    public func create(_ spec: ContainerSpec, name: String?, autoRemove: Bool) throws(UrunError) -> ContainerRecord {
+        let image = try ImageStore(directory: store.paths.cache).rootfs(for: spec.image, showProgress: true)
+        _ = try ContainerUser.resolve(spec.user, rootfs: image.path)  // an unknown user fails now, not at start
+        let names = try store.lockNames()
+        defer { closeQuietly(names) }
+        let chosen = try store.name(requested: name)
+        let directory = ContainerDirectory(in: store.dataDirectory)
+        try directory.create()
+        let record = ContainerRecord(
+            id: directory.id, name: chosen, created: .now(), rootfs: image.path, digest: image.digest, spec: spec,
+            autoRemove: autoRemove)
+        do throws(UrunError) {
+            try store.save(record)
+            try store.save(ContainerState(), for: record.id)
+        } catch {
+            directory.remove()
+            throw error
+        }
+        directory.release()
+        return record
+    }
+
+    /// How `start` hands the container to whoever asked.
+    public enum Attachment: Sendable {
+        /// Nobody: the container runs on its own (`run -d`, `start`).
+        case none
+        /// A client connects before the command runs, so it sees all output (`run`, `start -a`).
+        case client
+    }
+
+    /// `urun start`: a monitor of its own starts the container; returns once
+    /// the command runs, with the attach connection when one was asked for.
+    /// Starting a running container does nothing, as in docker.
+    public func start(_ record: ContainerRecord, attach: Attachment = .none) throws(UrunError) -> CInt? {
+        let lock = try store.lockVerbs(record.id)
+        defer { closeQuietly(lock) }
+        let state = store.state(record.id)
+        guard state.status != .running && state.status != .paused else { return nil }
+
+        var report: [CInt] = [-1, -1]
+        try sys(.superviseContainer) { urun_pipe2(&report, O_CLOEXEC) }
+        var arguments = ["urun"] + globalArguments + ["monitor"]
+        if case .client = attach { arguments.append("--attach") }
+        arguments.append(record.id)
+        let monitor = fork()
+        if monitor == 0 {
+            // The monitor: its own session, no terminal, the report pipe on fd 3.
+            setsid()
+            let null = open("/dev/null", O_RDWR)
+            for fd in CInt(0)...2 { dup2(null, fd) }
+            dup2(report[1], 3)
+            _ = urun_close_range(4, UInt32.max, 0)
+            withCStrings(arguments) { argv in _ = execv("/proc/self/exe", argv) }
+            _exit(127)
+        }
+        closeQuietly(report[1])
+        defer { closeQuietly(report[0]) }
+        guard monitor > 0 else { throw .kernel(.superviseContainer, path: nil, .current) }
+
+        var client: CInt?
+        if case .client = attach {
+            guard readLine(report[0]) == "listening" else { throw failure(report[0], record) }
+            client = try connectAttach(record.id)
+        }
+        guard readLine(report[0]) == "started" else {
+            if let client { closeQuietly(client) }
+            throw failure(report[0], record)
+        }
+        return client
+    }
+
+    /// What the monitor reported instead of what was expected: "error" and
+    /// an error record, or nothing (it died).
+    private func failure(_ fd: CInt, _ record: ContainerRecord) -> UrunError {
+        let rest = (try? readAll(fd)) ?? []
+        return UrunError(record: rest) ?? .invalid("container \(record.name) did not start (its monitor exited)")
+    }
+
+    /// One line of the monitor's report, without the newline.
+    private func readLine(_ fd: CInt) -> String? {
+        var line: [UInt8] = []
+        var byte: UInt8 = 0
+        while true {
+            let n = read(fd, &byte, 1)
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { return nil }
+            if byte == UInt8(ascii: "\n") { return String(decoding: line, as: UTF8.self) }
+            line.append(byte)
+        }
+    }
+
+    /// Connects to the container's attach socket.
+    public func connectAttach(_ id: String) throws(UrunError) -> CInt {
+        let runtime = try sys(.superviseContainer, path: store.runtime(id)) {
+            open(store.runtime(id), O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        }
+        defer { closeQuietly(runtime) }
+        for _ in 0..<500 {
+            let fd = urun_unix_connect(runtime, "attach.sock")
+            if fd >= 0 { return fd }
+            guard errno == ENOENT || errno == ECONNREFUSED else { break }
+            usleep(2000)
+        }
+        throw .kernel(.superviseContainer, path: store.attachSocket(id), .current)
+    }
+
+    // MARK: signals
+
+    /// The running container's PID 1, by a pidfd that cannot name a recycled pid.
+    public func pidfd(_ record: ContainerRecord) -> CInt? {
+        let state = store.state(record.id)
+        guard state.status == .running || state.status == .paused else { return nil }
+        return ProcessIdentity(pid: state.pid, startTime: state.pidStartTime).open()
+    }
+
+    /// `urun kill`: a signal to the container's PID 1. SIGKILL goes to every
+    /// process of its cgroup at once when it has one.
+    public func kill(_ record: ContainerRecord, signal: CInt) throws(UrunError) {
+        guard let pidfd = pidfd(record) else { throw .invalid("container \(record.name) is not running") }
+        defer { closeQuietly(pidfd) }
+        let state = store.state(record.id)
+        if signal == SIGKILL, let path = state.cgroup, (try? Cgroup(path: path).kill()) != nil { return }
+        try sys(.superviseContainer, path: record.name) { urun_pidfd_send_signal(pidfd, signal) }
+    }
+
+    /// `urun stop`: the stop signal, then SIGKILL after `timeout` seconds;
+    /// returns once the monitor has recorded the exit.
+    public func stop(_ record: ContainerRecord, timeout: Int?) throws(UrunError) {
+        let lock = try store.lockVerbs(record.id)
+        defer { closeQuietly(lock) }
+        var state = store.state(record.id)
+        guard let pidfd = pidfd(record) else { return }
+        defer { closeQuietly(pidfd) }
+        if state.status == .paused, let path = state.cgroup {
+            try Cgroup(path: path).thaw()
+            state.status = .running
+            try store.save(state, for: record.id)
+        }
+        let signal = record.spec.stopSignal.flatMap(parseSignal) ?? SIGTERM
+        _ = urun_pidfd_send_signal(pidfd, signal)
+        var exited = pollfd(fd: pidfd, events: Int16(POLLIN), revents: 0)
+        let seconds = timeout ?? record.spec.stopTimeout ?? 10
+        if poll(&exited, 1, CInt(max(0, seconds) * 1000)) == 0 {
+            try? kill(record, signal: SIGKILL)
+        }
+        waitForMonitor(record.id)
+    }
+
+    /// Waits until nobody supervises the container any more (its exit is recorded).
+    public func waitForMonitor(_ id: String, seconds: Int = 30) {
+        for _ in 0..<(seconds * 200) where store.isSupervised(id) { usleep(5000) }
+    }
+
+    /// `urun wait`: blocks until the container stops; its exit code (nil: unknown).
+    public func wait(_ record: ContainerRecord) -> Int32? {
+        if let pidfd = pidfd(record) {
+            var exited = pollfd(fd: pidfd, events: Int16(POLLIN), revents: 0)
+            while poll(&exited, 1, -1) < 0 && errno == EINTR {}
+            closeQuietly(pidfd)
+        }
+        waitForMonitor(record.id, seconds: 3600)
+        return store.state(record.id).exitCode
+    }
+
+    // MARK: freezer
+
+    /// `urun pause` / `unpause`: the cgroup v2 freezer.
+    public func setPaused(_ record: ContainerRecord, _ paused: Bool) throws(UrunError) {
+        let lock = try store.lockVerbs(record.id)
+        defer { closeQuietly(lock) }
+        var state = store.state(record.id)
+        switch (state.status, paused) {
+        case (.running, true), (.paused, false): break
+        case (.paused, true): throw .invalid("container \(record.name) is already paused")
+        case (.running, false): throw .invalid("container \(record.name) is not paused")
+        default: throw .invalid("container \(record.name) is not running")
+        }
+        guard let path = state.cgroup else {
+            throw .invalid(
+                "pausing needs the container in a cgroup of its own, and it has none: urun's cgroup is not delegated to you; run urun inside \"systemd-run --user --scope -p Delegate=yes ...\""
+            )
+        }
+        let cgroup = Cgroup(path: path)
+        if paused { try cgroup.freeze() } else { try cgroup.thaw() }
+        state.status = paused ? .paused : .running
+        try store.save(state, for: record.id)
+    }
+
+    // MARK: removal
+
+    /// `urun rm`: refuses a running container unless `force`, which kills it first.
+    public func remove(_ record: ContainerRecord, force: Bool) throws(UrunError) {
+        let state = store.state(record.id)
+        if state.status == .running || state.status == .paused {
+            guard force else {
+                throw .invalid("cannot remove container \(record.name): it is \(state.status.rawValue); stop it first or use rm -f")
+            }
+            if state.status == .paused, let path = state.cgroup { try? Cgroup(path: path).thaw() }
+            try? kill(record, signal: SIGKILL)
+            waitForMonitor(record.id)
+        }
+        let lock = try store.lockVerbs(record.id)
+        defer { closeQuietly(lock) }
+        try store.remove(record.id)
+    }
+
+    /// Kept containers started with --rm whose monitor died before removing them.
+    public func collectGarbage() {
+        for record in store.all() where record.autoRemove && !store.isSupervised(record.id) {
+            let state = store.state(record.id)
+            if state.status == .exited { try? store.remove(record.id) }
+        }
+    }
+}

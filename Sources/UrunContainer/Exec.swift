@@ -1,0 +1,147 @@
+import CUrunSyscalls
+import Glibc
+import UrunKernel
+import UrunProcess
+import UrunUserNS
+
+/// `urun exec`: a new process in a running container.
+public struct ExecOptions: Sendable {
+    public var command: [String]
+    public var environment: [String] = []
+    public var workingDirectory: String?
+    public var user: String?
+    public var tty = false
+
+    public init(command: [String]) {
+        self.command = command
+    }
+}
+
+extension Containers {
+    /// Runs `options.command` in the running container `record` and returns
+    /// its exit status. urun joins every namespace of the container's PID 1
+    /// through a pidfd (setns(2) with all the flags at once: the kernel enters
+    /// the user namespace first), then forks into the container's cgroup
+    /// (clone3 CLONE_INTO_CGROUP): the child is in the container's PID
+    /// namespace, the way the container's own processes are.
+    ///
+    /// urun itself stays in the host's PID namespace, so no process of the
+    /// container ever sees it; its child is not dumpable until it execs, so
+    /// nothing in the container can open its /proc/PID/exe (CVE-2019-5736).
+    public func exec(_ record: ContainerRecord, _ options: ExecOptions) throws(UrunError) -> ExitStatus {
+        let state = store.state(record.id)
+        switch state.status {
+        case .running: break
+        case .paused: throw .invalid("container \(record.name) is paused; unpause it before exec")
+        default: throw .invalid("container \(record.name) is not running")
+        }
+        guard let pid1 = ProcessIdentity(pid: state.pid, startTime: state.pidStartTime).open() else {
+            throw .invalid("container \(record.name) is not running")
+        }
+        defer { closeQuietly(pid1) }
+        // With --init, PID 1 is urun and not dumpable (so that the container
+        // cannot reach urun's binary): its namespaces are reached through its
+        // child, the command, which shares all of them.
+        var target = pid1
+        if record.spec.useInit {
+            guard let child = Self.firstChild(of: state.pid) else { throw .invalid("container \(record.name) is not running") }
+            target = child
+        }
+        defer { if target != pid1 { closeQuietly(target) } }
+        let cgroupFD: CInt = state.cgroup.map { open($0, O_RDONLY | O_DIRECTORY | O_CLOEXEC) } ?? -1
+        defer { closeQuietly(cgroupFD) }
+        let windowSize = options.tty ? (WindowSize.of(0) ?? WindowSize.of(1)) : nil
+
+        _ = urun_set_dumpable(0)
+        let all: UInt64 = UInt64(URUN_CLONE_NEWUSER | URUN_CLONE_NEWNS | URUN_CLONE_NEWPID | URUN_CLONE_NEWUTS)
+            | UInt64(URUN_CLONE_NEWIPC | URUN_CLONE_NEWNET | URUN_CLONE_NEWCGROUP)
+        try sys(.exec, explain: "setns(pidfd of PID 1, CLONE_NEWUSER|CLONE_NEWNS|CLONE_NEWPID|...)", path: record.name) {
+            urun_setns(target, CInt(truncatingIfNeeded: all))
+        }
+        // Now in the container's mount namespace: its files are the ones read below.
+        let user = try ContainerUser.resolve(options.user ?? record.spec.user, rootfs: "/")
+        if let mapped = readMappedUID(), user.uid != mapped {
+            throw .invalid("urun exec -u: only uid \(mapped) is mapped in this container (it has no subordinate ids)")
+        }
+        var hostname = [CChar](repeating: 0, count: 256)
+        gethostname(&hostname, 255)
+        let environment = ContainerEnvironment.build(
+            hostname: String(decoding: hostname.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }, as: UTF8.self),
+            home: user.home, tty: options.tty, user: record.spec.environment + options.environment)
+        let directory = options.workingDirectory ?? record.spec.workingDirectory ?? "/"
+
+        var report: [CInt] = [-1, -1]
+        try sys(.exec) { urun_pipe2(&report, O_CLOEXEC) }
+        var ptySocket: [CInt] = [-1, -1]
+        if options.tty {
+            try sys(.openPty) { socketpair(AF_UNIX, CInt(SOCK_SEQPACKET.rawValue) | CInt(SOCK_CLOEXEC.rawValue), 0, &ptySocket) }
+        }
+        let blocked = blockSupervisedSignals()
+        var childPidfd: CInt = -1
+        let pid = try sys(.exec, explain: "clone3(CLONE_INTO_CGROUP) → the new process in the container", path: record.name) {
+            urun_clone(0, cgroupFD, &childPidfd)
+        }
+        if pid == 0 {
+            closeQuietly(report[0])
+            closeQuietly(ptySocket[0])
+            let channel = ChildChannel(reportFD: report[1])
+            do throws(UrunError) {
+                if options.tty {
+                    let pty = try ContainerPty.open(size: windowSize)
+                    try sys(.openPty) { urun_send_fd(ptySocket[1], pty.master) }
+                    closeQuietly(pty.master)
+                    try pty.attachAsControllingTerminal()
+                    closeQuietly(pty.slave)
+                }
+                try sys(.changeDirectory, path: directory) { chdir(directory) }
+                try execCommand(options.command, environment: environment)
+            } catch {
+                channel.fail(error)
+            }
+        }
+        closeQuietly(report[1])
+        closeQuietly(ptySocket[1])
+        var master: CInt?
+        if options.tty {
+            let fd = urun_recv_fd(ptySocket[0])
+            if fd >= 0 { master = fd }
+        }
+        closeQuietly(ptySocket[0])
+        let failure = try readAll(report[0])
+        closeQuietly(report[0])
+        if !failure.isEmpty {
+            var status: CInt = 0
+            waitpid(pid, &status, 0)
+            throw UrunError(record: failure) ?? .invalid("exec failed")
+        }
+        let supervisor = try Supervisor(pid: pid, pidfd: childPidfd, blockedSignals: blocked, master: master)
+        return supervisor.run()
+    }
+
+    /// A pidfd for the first child of `pid` (PID 2 under --init), checked to
+    /// still be that child once opened.
+    static func firstChild(of pid: pid_t) -> CInt? {
+        guard let text = try? readText("/proc/\(pid)/task/\(pid)/children"),
+            let child = text.split(separator: " ").first.flatMap({ pid_t($0) })
+        else { return nil }
+        let fd = urun_pidfd_open(child)
+        guard fd >= 0 else { return nil }
+        guard let stat = try? readText("/proc/\(child)/stat"), let close = stat.lastIndex(of: ")"),
+            stat[stat.index(after: close)...].split(separator: " ").dropFirst().first == Substring("\(pid)")
+        else {
+            closeQuietly(fd)
+            return nil
+        }
+        return fd
+    }
+
+    /// The container's one mapped uid, when its map is a single line (no subordinate ids).
+    private func readMappedUID() -> UInt32? {
+        guard let text = try? readText("/proc/self/uid_map") else { return nil }
+        let lines = text.split(separator: "\n")
+        guard lines.count == 1 else { return nil }
+        let fields = lines[0].split(separator: " ")
+        guard fields.count == 3, fields[2] == "1" else { return nil }
+        return UInt32(fields[0])
+    }
+}

@@ -1,0 +1,77 @@
+import UrunCgroups
+import UrunKernel
+import UrunProcess
+
+extension Containers {
+    /// `urun inspect`: what docker users look for, in docker's shape.
+    public func inspect(_ record: ContainerRecord) -> JSON {
+        let state = store.state(record.id)
+        let spec = record.spec
+        let command = spec.effectiveCommand
+        var stateJSON = JSON.object([
+            ("Status", .string(state.status.rawValue)), ("Running", .bool(state.status == .running || state.status == .paused)),
+            ("Paused", .bool(state.status == .paused)), ("OOMKilled", .bool(state.oomKilled)), ("Pid", .int(state.pid)),
+            ("ExitCode", state.exitCode.map { .int($0) } ?? .null),
+            ("StartedAt", .string(state.startedAt?.rfc3339 ?? "")), ("FinishedAt", .string(state.finishedAt?.rfc3339 ?? "")),
+        ])
+        if state.status == .exited && state.exitCode == nil {
+            stateJSON["Error"] = .string("its supervisor was killed; the exit status is unknown")
+        }
+        var mounts: [JSON] = spec.volumes.map {
+            .object([("Type", .string("bind")), ("Source", .string($0.source)), ("Destination", .string($0.target)), ("RW", .bool(!$0.readOnly))])
+        }
+        mounts += spec.tmpfs.map { .object([("Type", .string("tmpfs")), ("Destination", .string($0.target)), ("Options", .string($0.options.data))]) }
+        var namespaces: [JSON] = ["user", "mnt", "pid", "uts", "ipc", "cgroup"].map(JSON.string)
+        if spec.network.ownNamespace { namespaces.append(.string("net")) }
+        let limits = JSON.object(spec.limits.settings.map { ($0.file, .string($0.value)) })
+        var statsJSON: JSON = .null
+        if let path = state.cgroup, state.status == .running || state.status == .paused {
+            let stats = Cgroup(path: path).statistics()
+            var object = JSON.object([])
+            if let v = stats.memoryBytes { object["MemoryBytes"] = .int(v) }
+            if let v = stats.cpuMicroseconds { object["CPUMicroseconds"] = .int(v) }
+            if let v = stats.processes { object["Pids"] = .int(v) }
+            if let v = stats.ioReadBytes { object["IOReadBytes"] = .int(v) }
+            if let v = stats.ioWrittenBytes { object["IOWrittenBytes"] = .int(v) }
+            statsJSON = object
+        }
+        let image: JSON = record.digest.map { JSON.string("sha256:" + $0) } ?? JSON.null
+        let rootfs = JSON.object([
+            ("Lower", JSON.string(record.rootfs)), ("Upper", JSON.string(store.directory(record.id) + "/upper")),
+        ])
+        var config = JSON.object([])
+        config["Hostname"] = .string(spec.hostname ?? String(record.id.prefix(12)))
+        config["User"] = .string(spec.user ?? "")
+        config["Env"] = .array(spec.environment.map(JSON.string))
+        config["Cmd"] = .array(command.map(JSON.string))
+        config["WorkingDir"] = .string(spec.workingDirectory ?? "/")
+        config["Tty"] = .bool(spec.tty)
+        config["OpenStdin"] = .bool(spec.interactive)
+        config["StopSignal"] = .string(spec.stopSignal ?? "SIGTERM")
+        config["StopTimeout"] = .int(spec.stopTimeout ?? 10)
+        var host = JSON.object([])
+        host["NetworkMode"] = .string(spec.network.rawValue)
+        host["ReadonlyRootfs"] = .bool(spec.readOnly)
+        host["AutoRemove"] = .bool(record.autoRemove)
+        host["Init"] = .bool(spec.useInit)
+        host["Limits"] = limits
+        var result = JSON.object([])
+        result["Id"] = .string(record.id)
+        result["Name"] = .string(record.name)
+        result["Created"] = .string(record.created.rfc3339)
+        result["Path"] = .string(command[0])
+        result["Args"] = .array(command.dropFirst().map(JSON.string))
+        result["State"] = stateJSON
+        result["Image"] = .string(spec.image)
+        result["ImageDigest"] = image
+        result["Rootfs"] = rootfs
+        result["LogPath"] = .string(store.logFile(record.id))
+        result["Config"] = config
+        result["HostConfig"] = host
+        result["Mounts"] = .array(mounts)
+        result["Namespaces"] = .array(namespaces)
+        result["Cgroup"] = state.cgroup.map(JSON.string) ?? .null
+        result["Stats"] = statsJSON
+        return result
+    }
+}

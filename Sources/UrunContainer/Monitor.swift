@@ -1,0 +1,263 @@
+import CUrunSyscalls
+import Glibc
+import UrunImage
+import UrunKernel
+import UrunProcess
+
+/// The supervisor of a detached container: urun itself, run again as
+/// `urun monitor ID` in a session of its own (like conmon; not a daemon, one
+/// per container, gone when its container is). It holds the container's
+/// lock, starts it, writes its output to container.log, serves `urun attach`
+/// on a unix socket, records its exit status and finish time, removes its
+/// cgroup, and removes the whole container if it was started with --rm.
+public struct Monitor {
+    let store: ContainerStore
+    let id: String
+
+    public init(store: ContainerStore, id: String) {
+        self.store = store
+        self.id = id
+    }
+
+    /// Starts the container and reports on `report` (a pipe from the urun
+    /// that asked), one line each: "listening" (with `waitForClient`, once
+    /// the attach socket is ready), then "started", or "error" and an error
+    /// record. Then supervises it.
+    public func run(report: CInt, waitForClient: Bool) -> Int32 {
+        let record: ContainerRecord
+        let directory = ContainerDirectory(in: store.dataDirectory, id: id)
+        let launcher = Launcher(paths: store.paths)
+        var io = MonitorIO()
+        let started: StartedContainer
+        var listener: CInt = -1
+        var firstClient: CInt = -1
+        do throws(UrunError) {
+            record = try store.record(id)
+            listener = try listen()
+            if waitForClient {
+                // The client sees the output from the first byte: it connects before the command runs.
+                writeQuietly(report, "listening\n")
+                firstClient = accept(listener, seconds: 10)
+            }
+            let image = try Self.image(for: record, cache: store.paths.cache)
+            io = try MonitorIO(spec: record.spec)
+            started = try launcher.start(record.spec, image: image, directory: directory, io: io.childIO, ephemeral: false)
+        } catch {
+            writeQuietly(report, "error\n")
+            let bytes = error.record()
+            bytes.withUnsafeBytes { _ = write(report, $0.baseAddress, $0.count) }
+            closeQuietly(listener)
+            unlink(store.attachSocket(id))
+            return error.exitCode
+        }
+        io.closeChildEnds()
+
+        var state = ContainerState()
+        state.status = .running
+        state.pid = started.pid
+        state.pidStartTime = ProcessIdentity.of(started.pid)?.startTime ?? 0
+        state.startedAt = started.startedAt
+        state.cgroup = started.cgroup?.cgroup.path
+        try? store.save(state, for: id)
+        writeQuietly(report, "started\n")
+        closeQuietly(report)
+
+        let log = try? ContainerLog(path: store.logFile(id))
+        let status = serve(started, io: &io, log: log, listener: listener, firstClient: firstClient)
+        closeQuietly(listener)
+        log?.flush()
+
+        state.status = .exited
+        state.exitCode = status.code
+        state.finishedAt = .now()
+        state.pid = 0
+        state.oomKilled = launcher.finish(started, report: false)
+        try? store.save(state, for: id)
+        unlink(store.attachSocket(id))
+        if record.autoRemove {
+            try? removeTree(store.runtime(id))
+            directory.remove()
+        } else {
+            directory.release()
+        }
+        return 0
+    }
+
+    /// The attach socket, listening (replacing one a killed monitor left).
+    private func listen() throws(UrunError) -> CInt {
+        try makeDirectories(store.runtime(id), mode: 0o700)
+        unlink(store.attachSocket(id))
+        let runtime = try sys(.superviseContainer, path: store.runtime(id)) {
+            open(store.runtime(id), O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        }
+        defer { closeQuietly(runtime) }
+        return try sys(.superviseContainer, path: store.attachSocket(id)) { urun_unix_listen(runtime, "attach.sock") }
+    }
+
+    /// One client, waited for up to `seconds`; -1 if none came.
+    private func accept(_ listener: CInt, seconds: Int) -> CInt {
+        var ready = pollfd(fd: listener, events: Int16(POLLIN), revents: 0)
+        guard poll(&ready, 1, CInt(seconds * 1000)) == 1 else { return -1 }
+        return urun_accept(listener)
+    }
+
+    /// The cached image of a kept container, unpacked again if the cache lost it.
+    static func image(for record: ContainerRecord, cache: String) throws(UrunError) -> Rootfs {
+        if let st = fileStatus(record.rootfs), isDirectory(st) { return Rootfs(path: record.rootfs, digest: record.digest) }
+        return try ImageStore(directory: cache).rootfs(for: record.spec.image)
+    }
+
+    /// Relays the container's output to the log and to attached clients, and
+    /// their input to the container, until its PID 1 exits.
+    private func serve(
+        _ started: StartedContainer, io: inout MonitorIO, log: ContainerLog?, listener: CInt, firstClient: CInt
+    ) -> ExitStatus {
+        var blocked = started.blockedSignals
+        let signals = urun_signalfd(&blocked)
+        defer { closeQuietly(signals) }
+        if let master = started.master {
+            io.outputs = [(master, AttachFrame.stdout)]
+            io.input = master
+        }
+        for (fd, _) in io.outputs { _ = urun_set_nonblock(fd, 1) }
+
+        var clients: [(fd: CInt, buffer: [UInt8])] = firstClient >= 0 ? [(firstClient, [])] : []
+        var status: ExitStatus?
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while status == nil || !io.outputs.isEmpty {
+            var fds = [pollfd(fd: signals, events: Int16(POLLIN), revents: 0)]
+            fds.append(pollfd(fd: listener, events: Int16(POLLIN), revents: 0))
+            for (fd, _) in io.outputs { fds.append(pollfd(fd: fd, events: Int16(POLLIN), revents: 0)) }
+            // Indexes into fds, fixed now: outputs and clients change below.
+            let polledOutputs = io.outputs
+            let clientBase = fds.count
+            let polledClients = clients.count
+            for client in clients { fds.append(pollfd(fd: client.fd, events: Int16(POLLIN), revents: 0)) }
+            // Once PID 1 is gone, drain what is left, but never wait forever.
+            let ready = poll(&fds, nfds_t(fds.count), status == nil ? -1 : 200)
+            if ready < 0 && errno == EINTR { continue }
+            if ready == 0 { break }
+
+            if fds[0].revents != 0 {
+                var signo: CInt = 0, code: CInt = 0, sender: CInt = 0
+                while urun_read_signal(signals, &signo, &code, &sender) == 1 {
+                    if signo == SIGCHLD {
+                        var waitStatus: CInt = 0
+                        if waitpid(started.pid, &waitStatus, WNOHANG) == started.pid {
+                            status = ExitStatus(waitStatus: waitStatus)
+                        }
+                    } else if signo != SIGHUP && signo != SIGWINCH {
+                        _ = urun_pidfd_send_signal(started.pidfd, signo)
+                    }
+                }
+            }
+            if fds[1].revents != 0 {
+                let client = urun_accept(listener)
+                if client >= 0 { clients.append((client, [])) }
+            }
+            var closedOutputs: [CInt] = []
+            for (index, output) in polledOutputs.enumerated() where fds[2 + index].revents != 0 {
+                let n = buffer.withUnsafeMutableBytes { read(output.fd, $0.baseAddress, $0.count) }
+                if n > 0 {
+                    buffer.withUnsafeBytes { raw in
+                        let chunk = UnsafeRawBufferPointer(rebasing: raw[0..<n])
+                        log?.append(chunk, stream: output.stream == AttachFrame.stderr ? "stderr" : "stdout")
+                        let frame = AttachFrame.encode(output.stream, chunk)
+                        clients.removeAll { client in
+                            if sendAll(client.fd, frame) { return false }
+                            closeQuietly(client.fd)
+                            return true
+                        }
+                    }
+                } else if n == 0 || (errno != EAGAIN && errno != EINTR) {
+                    closedOutputs.append(output.fd)  // EOF, or EIO once the pty's last holder is gone
+                }
+            }
+            for fd in closedOutputs {
+                io.outputs.removeAll { $0.fd == fd }
+                if fd != started.master { closeQuietly(fd) }
+            }
+            var gone: [CInt] = []
+            for (index, client) in clients.prefix(polledClients).enumerated() where fds[clientBase + index].revents != 0 {
+                var incoming = [UInt8](repeating: 0, count: 16384)
+                let n = incoming.withUnsafeMutableBytes { read(client.fd, $0.baseAddress, $0.count) }
+                if n <= 0 && !(n < 0 && (errno == EAGAIN || errno == EINTR)) {
+                    gone.append(client.fd)
+                    continue
+                }
+                guard n > 0 else { continue }
+                clients[index].buffer += incoming[0..<n]
+                for (kind, payload) in AttachFrame.decode(&clients[index].buffer) {
+                    switch kind {
+                    case AttachFrame.stdin:
+                        if io.input >= 0 { sendAll(io.input, payload) }
+                    case AttachFrame.endOfInput:
+                        if io.input >= 0 && io.input != started.master {
+                            closeQuietly(io.input)
+                            io.input = -1
+                        }
+                    case AttachFrame.windowSize where payload.count == 4:
+                        if let master = started.master {
+                            WindowSize(rows: UInt16(payload[0]) << 8 | UInt16(payload[1]),
+                                       columns: UInt16(payload[2]) << 8 | UInt16(payload[3])).apply(to: master)
+                        }
+                    default:
+                        break
+                    }
+                }
+            }
+            for fd in gone {
+                clients.removeAll { $0.fd == fd }
+                closeQuietly(fd)
+            }
+        }
+        let final = status ?? ExitStatus(code: 137, signal: SIGKILL)
+        for client in clients {
+            // Attached clients learn the exit code even if --rm removes the container next.
+            _ = sendAll(client.fd, AttachFrame.encode(AttachFrame.exitCode, AttachFrame.code(final.code)))
+            closeQuietly(client.fd)
+        }
+        if let master = started.master { closeQuietly(master) }
+        return final
+    }
+}
+
+/// The pipes between a monitor and its container (without -t; with -t, the pty).
+struct MonitorIO {
+    /// The monitor's ends: output descriptors with the frame kind they carry.
+    var outputs: [(fd: CInt, stream: UInt8)] = []
+    /// Where clients' input goes (-1: nowhere).
+    var input: CInt = -1
+    /// The container's ends, closed in the monitor once it has started.
+    private var childEnds: [CInt] = []
+    var childIO: ContainerIO = .inherit
+
+    init() {}
+
+    init(spec: ContainerSpec) throws(UrunError) {
+        guard !spec.tty else { return }  // the pty replaces stdio
+        var stdoutPipe: [CInt] = [-1, -1]
+        var stderrPipe: [CInt] = [-1, -1]
+        try sys(.superviseContainer) { urun_pipe2(&stdoutPipe, O_CLOEXEC) }
+        try sys(.superviseContainer) { urun_pipe2(&stderrPipe, O_CLOEXEC) }
+        var stdin: CInt
+        if spec.interactive {
+            var stdinPipe: [CInt] = [-1, -1]
+            try sys(.superviseContainer) { urun_pipe2(&stdinPipe, O_CLOEXEC) }
+            stdin = stdinPipe[0]
+            input = stdinPipe[1]
+            childEnds.append(stdin)
+        } else {
+            stdin = try sys(.superviseContainer, path: "/dev/null") { open("/dev/null", O_RDONLY | O_CLOEXEC) }
+            childEnds.append(stdin)
+        }
+        outputs = [(stdoutPipe[0], AttachFrame.stdout), (stderrPipe[0], AttachFrame.stderr)]
+        childEnds += [stdoutPipe[1], stderrPipe[1]]
+        childIO = .descriptors(stdin: stdin, stdout: stdoutPipe[1], stderr: stderrPipe[1])
+    }
+
+    mutating func closeChildEnds() {
+        childEnds.forEach(closeQuietly)
+        childEnds = []
+    }
+}

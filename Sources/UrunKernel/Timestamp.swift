@@ -1,0 +1,135 @@
+import Glibc
+
+/// A point in wall-clock time, to the nanosecond, written as RFC 3339 in UTC
+/// ("2026-11-23T18:20:01.123456789Z"), as docker writes its times.
+public struct Timestamp: Comparable, Sendable, CustomStringConvertible {
+    public let seconds: Int
+    public let nanoseconds: Int
+
+    public init(seconds: Int, nanoseconds: Int = 0) {
+        self.seconds = seconds
+        self.nanoseconds = nanoseconds
+    }
+
+    public static func now() -> Timestamp {
+        var t = timespec()
+        clock_gettime(CLOCK_REALTIME, &t)
+        return Timestamp(seconds: t.tv_sec, nanoseconds: t.tv_nsec)
+    }
+
+    public static func < (a: Timestamp, b: Timestamp) -> Bool {
+        (a.seconds, a.nanoseconds) < (b.seconds, b.nanoseconds)
+    }
+
+    public var description: String { rfc3339 }
+
+    public var rfc3339: String {
+        var time = time_t(seconds)
+        var parts = tm()
+        gmtime_r(&time, &parts)
+        func pad(_ value: Int32, _ width: Int) -> String {
+            let text = String(value)
+            return String(repeating: "0", count: max(0, width - text.count)) + text
+        }
+        let fraction = String(nanoseconds)
+        return "\(pad(parts.tm_year + 1900, 4))-\(pad(parts.tm_mon + 1, 2))-\(pad(parts.tm_mday, 2))T"
+            + "\(pad(parts.tm_hour, 2)):\(pad(parts.tm_min, 2)):\(pad(parts.tm_sec, 2))."
+            + String(repeating: "0", count: 9 - fraction.count) + fraction + "Z"
+    }
+
+    /// Parses what `rfc3339` writes, and also a shorter fraction or none, or
+    /// a numeric offset instead of Z.
+    public init?(rfc3339 text: String) {
+        let bytes = Array(text.utf8)
+        func number(_ range: Range<Int>) -> Int? {
+            guard range.upperBound <= bytes.count else { return nil }
+            return Int(String(decoding: bytes[range], as: UTF8.self))
+        }
+        guard bytes.count >= 20, let year = number(0..<4), let month = number(5..<7), let day = number(8..<10),
+            let hour = number(11..<13), let minute = number(14..<16), let second = number(17..<19)
+        else { return nil }
+        var index = 19
+        var nanoseconds = 0
+        if index < bytes.count, bytes[index] == UInt8(ascii: ".") {
+            index += 1
+            var digits = 0
+            while index < bytes.count, (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(bytes[index]) {
+                if digits < 9 { nanoseconds = nanoseconds * 10 + Int(bytes[index] - UInt8(ascii: "0")) }
+                digits += 1
+                index += 1
+            }
+            if digits < 9 { for _ in digits..<9 { nanoseconds *= 10 } }
+        }
+        var offset = 0
+        if index < bytes.count, bytes[index] == UInt8(ascii: "+") || bytes[index] == UInt8(ascii: "-") {
+            guard let hours = number((index + 1)..<(index + 3)), let minutes = number((index + 4)..<(index + 6)) else {
+                return nil
+            }
+            offset = (hours * 3600 + minutes * 60) * (bytes[index] == UInt8(ascii: "-") ? -1 : 1)
+        } else if !(index < bytes.count && bytes[index] == UInt8(ascii: "Z")) {
+            return nil
+        }
+        var parts = tm()
+        parts.tm_year = Int32(year - 1900)
+        parts.tm_mon = Int32(month - 1)
+        parts.tm_mday = Int32(day)
+        parts.tm_hour = Int32(hour)
+        parts.tm_min = Int32(minute)
+        parts.tm_sec = Int32(second)
+        self.init(seconds: timegm(&parts) - offset, nanoseconds: nanoseconds)
+    }
+
+    /// docker's `--since` forms: an RFC 3339 time, a Unix timestamp, or a
+    /// duration before now ("10m", "1h30m", "45s").
+    public init?(since text: String, now: Timestamp = .now()) {
+        if let parsed = Timestamp(rfc3339: text) {
+            self = parsed
+            return
+        }
+        if let seconds = Double(text) {
+            self.init(seconds: Int(seconds), nanoseconds: Int((seconds - seconds.rounded(.down)) * 1e9))
+            return
+        }
+        guard let duration = Timestamp.duration(text) else { return nil }
+        self.init(seconds: now.seconds - duration, nanoseconds: now.nanoseconds)
+    }
+
+    /// "1h30m" → 5400 (seconds); nil when malformed.
+    public static func duration(_ text: String) -> Int? {
+        var total = 0
+        var value = 0
+        var sawDigit = false
+        for c in text {
+            if let digit = c.wholeNumberValue {
+                value = value * 10 + digit
+                sawDigit = true
+                continue
+            }
+            guard sawDigit else { return nil }
+            switch c {
+            case "s": total += value
+            case "m": total += value * 60
+            case "h": total += value * 3600
+            case "d": total += value * 86400
+            default: return nil
+            }
+            value = 0
+            sawDigit = false
+        }
+        return sawDigit || total == 0 ? nil : total
+    }
+
+    /// "5 seconds", "About a minute", "3 hours": docker's wording for `ps`.
+    public func humanDistance(to later: Timestamp = .now()) -> String {
+        let seconds = max(0, later.seconds - self.seconds)
+        switch seconds {
+        case ..<1: return "Less than a second"
+        case ..<60: return seconds == 1 ? "1 second" : "\(seconds) seconds"
+        case ..<120: return "About a minute"
+        case ..<3600: return "\(seconds / 60) minutes"
+        case ..<7200: return "About an hour"
+        case ..<172_800: return "\(seconds / 3600) hours"
+        default: return "\(seconds / 86400) days"
+        }
+    }
+}

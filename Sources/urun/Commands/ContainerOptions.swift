@@ -1,0 +1,119 @@
+import Glibc
+import UrunCLI
+import UrunCgroups
+import UrunContainer
+import UrunKernel
+import UrunProcess
+import UrunRootfs
+
+/// The options that describe a container, shared by `run` and `create`.
+enum ContainerOptions {
+    static let options: [OptionSpec] = [
+        OptionSpec("name", value: "NAME", help: "Name the container (a kept container: see --rm)"),
+        OptionSpec("env", short: "e", value: "KEY=VALUE", help: "Set an environment variable (KEY alone: take it from urun's environment)", repeatable: true),
+        OptionSpec("env-file", value: "FILE", help: "Read environment variables from FILE", repeatable: true, files: true),
+        OptionSpec("workdir", short: "w", value: "DIR", help: "Working directory inside the container (created if missing)"),
+        OptionSpec("user", short: "u", value: "USER[:GROUP]", help: "Run as this user: a name or uid from the image's /etc/passwd"),
+        OptionSpec("hostname", short: "h", value: "NAME", help: "Container hostname (default: the first 12 digits of its id)"),
+        OptionSpec("volume", short: "v", value: "SRC:DST[:ro]", help: "Bind a host path into the container", repeatable: true, files: true),
+        OptionSpec("tmpfs", value: "DST[:OPTS]", help: "Mount a tmpfs (OPTS: size=64m,mode=1777,exec,...)", repeatable: true),
+        OptionSpec("read-only", help: "Mount the container's root read-only"),
+        OptionSpec("network", value: "MODE", help: "private (own namespace, loopback up; the default), none (the same), or host", choices: NetworkMode.allCases.map(\.rawValue)),
+        OptionSpec("tty", short: "t", help: "Allocate a terminal in the container"),
+        OptionSpec("interactive", short: "i", help: "Keep stdin open (always the case for a foreground run)"),
+        OptionSpec("init", help: "Run a minimal init as PID 1 that reaps zombies and forwards signals"),
+        OptionSpec("stop-signal", value: "SIGNAL", help: "Signal `urun stop` sends first (default SIGTERM)"),
+        OptionSpec("stop-timeout", value: "SECONDS", help: "Seconds `urun stop` waits before SIGKILL (default 10)"),
+        OptionSpec("memory", short: "m", value: "BYTES", help: "Memory limit (memory.max), e.g. 512m, 2g"),
+        OptionSpec("memory-swap", value: "BYTES", help: "Memory plus swap limit (-1: unlimited swap)"),
+        OptionSpec("memory-reservation", value: "BYTES", help: "Memory soft limit (memory.low)"),
+        OptionSpec("cpus", value: "NUMBER", help: "CPU quota in CPUs, e.g. 0.5 (cpu.max)"),
+        OptionSpec("cpu-shares", short: "c", value: "SHARES", help: "CPU weight, docker's scale 2-262144 (cpu.weight)"),
+        OptionSpec("cpu-weight", value: "WEIGHT", help: "CPU weight, 1-10000 (cpu.weight)"),
+        OptionSpec("cpuset-cpus", value: "LIST", help: "CPUs to run on, e.g. 0-3,7 (cpuset.cpus)"),
+        OptionSpec("cpuset-mems", value: "LIST", help: "Memory nodes to use (cpuset.mems)"),
+        OptionSpec("pids-limit", value: "N", help: "Maximum number of processes (pids.max; -1: unlimited)"),
+        OptionSpec("blkio-weight", value: "WEIGHT", help: "Block IO weight, 10-1000 (io.weight)"),
+        OptionSpec("device-read-bps", value: "DEV:RATE", help: "Read rate limit for a device (io.max rbps)", repeatable: true),
+        OptionSpec("device-write-bps", value: "DEV:RATE", help: "Write rate limit for a device (io.max wbps)", repeatable: true),
+        OptionSpec("device-read-iops", value: "DEV:N", help: "Read IO/s limit for a device (io.max riops)", repeatable: true),
+        OptionSpec("device-write-iops", value: "DEV:N", help: "Write IO/s limit for a device (io.max wiops)", repeatable: true),
+        OptionSpec("explain", value: "FORMAT", help: "Narrate every kernel step as it happens (text, or json)", choices: ["text", "json"], implicitValue: "text"),
+    ]
+
+    static let arguments = [
+        ArgumentSpec("IMAGE", help: "A rootfs tarball or directory", files: true),
+        ArgumentSpec("COMMAND", help: "The command and its arguments (default: /bin/sh)", optional: true, variadic: true),
+    ]
+
+    /// Options → ContainerSpec, validating everything before anything is created.
+    static func containerSpec(from arguments: ParsedArguments) throws -> ContainerSpec {
+        var spec = ContainerSpec(image: arguments.positionals[0])
+        spec.command = Array(arguments.positionals.dropFirst())
+        for file in arguments.values("env-file") {
+            guard let text = try? readText(file) else {
+                throw UrunError.invalid("--env-file \(file): \(Errno.current.message)")
+            }
+            spec.environment += try ContainerEnvironment.parseFile(text, path: file)
+        }
+        spec.environment += ContainerEnvironment.fromFlags(arguments.values("env"))
+        if let workdir = arguments.value("workdir") {
+            guard workdir.hasPrefix("/") else { throw UrunError.usage("--workdir \(workdir): must be an absolute path") }
+            spec.workingDirectory = workdir
+        }
+        spec.user = arguments.value("user")
+        spec.hostname = arguments.value("hostname")
+        spec.volumes = try arguments.values("volume").map { spec throws in try Volume.parse(spec) }
+        spec.tmpfs = try arguments.values("tmpfs").map { spec throws in try TmpfsMount.parse(spec) }
+        spec.readOnly = arguments.flag("read-only")
+        if let network = arguments.value("network") {
+            guard let mode = NetworkMode(rawValue: network) else {
+                throw UrunError.usage("--network \(network): expected private, none or host")
+            }
+            spec.network = mode
+        }
+        if let signal = arguments.value("stop-signal") {
+            guard parseSignal(signal) != nil else { throw UrunError.usage("--stop-signal \(signal): not a signal") }
+            spec.stopSignal = signal
+        }
+        spec.stopTimeout = try arguments.int("stop-timeout")
+        spec.limits = try limits(from: arguments)
+        spec.useInit = arguments.flag("init")
+        spec.tty = arguments.flag("tty")
+        spec.interactive = arguments.flag("interactive")
+        return spec
+    }
+
+    /// Resource limit flags → ResourceLimits, every value checked now.
+    static func limits(from arguments: ParsedArguments) throws -> ResourceLimits {
+        var limits = ResourceLimits()
+        let cpus = Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
+        if let value = arguments.value("memory") { try limits.setMemory(value) }
+        if let value = arguments.value("memory-swap") { try limits.setMemorySwap(value) }
+        if let value = arguments.value("memory-reservation") { try limits.setMemoryReservation(value) }
+        if let value = arguments.value("cpus") { try limits.setCPUs(value, available: cpus) }
+        if let value = arguments.value("cpu-shares") { try limits.setCPUShares(value) }
+        if let value = arguments.value("cpu-weight") { try limits.setCPUWeight(value) }
+        if let value = arguments.value("cpuset-cpus") { try limits.setCPUSet(value, mems: false, available: cpus) }
+        if let value = arguments.value("cpuset-mems") { try limits.setCPUSet(value, mems: true, available: cpus) }
+        if let value = arguments.value("pids-limit") { try limits.setPidsLimit(value) }
+        if let value = arguments.value("blkio-weight") { try limits.setBlkioWeight(value) }
+        for (flag, kind) in [
+            ("device-read-bps", ResourceLimits.DeviceLimit.readBPS), ("device-write-bps", .writeBPS),
+            ("device-read-iops", .readIOPS), ("device-write-iops", .writeIOPS),
+        ] {
+            for value in arguments.values(flag) { try limits.setDeviceLimit(value, kind) }
+        }
+        return limits
+    }
+
+    /// --explain[=json]
+    static func startExplaining(_ arguments: ParsedArguments) throws {
+        switch arguments.value("explain") {
+        case nil: break
+        case "text": Explain.start(.text)
+        case "json": Explain.start(.json)
+        case let other?: throw UrunError.usage("invalid value \"\(other)\" for --explain: text or json")
+        }
+    }
+}

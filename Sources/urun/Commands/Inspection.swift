@@ -1,0 +1,288 @@
+import Glibc
+import UrunCLI
+import UrunCgroups
+import UrunContainer
+import UrunKernel
+
+enum PsCommand: Command {
+    static let spec = CommandSpec(
+        name: "ps", abstract: "List containers (running ones; -a: all)",
+        options: [
+            OptionSpec("all", short: "a", help: "Show all containers, not only running ones"),
+            OptionSpec("quiet", short: "q", help: "Only print ids"),
+            OptionSpec("no-trunc", help: "Do not shorten ids and commands"),
+            OptionSpec("format", value: "TEMPLATE", help: "Go-style template: {{.ID}} {{.Names}} {{.Image}} {{.Command}} {{.Status}} {{.State}} {{.CreatedAt}} {{.RunningFor}}; \"table ...\" adds a header"),
+        ])
+
+    static func run(_ arguments: ParsedArguments, _ globals: Globals) throws -> Int32 {
+        let containers = try containers(globals)
+        containers.collectGarbage()
+        let full = arguments.flag("no-trunc")
+        var rows: [[String: String]] = []
+        for record in containers.store.all() {
+            let state = containers.store.state(record.id)
+            if !arguments.flag("all") && state.status != .running && state.status != .paused { continue }
+            let command = record.spec.effectiveCommand.joined(separator: " ")
+            rows.append([
+                "ID": full ? record.id : String(record.id.prefix(12)),
+                "Names": record.name,
+                "Image": baseName(of: record.spec.image),
+                "Command": "\"" + (full || command.count <= 20 ? command : String(command.prefix(19)) + "…") + "\"",
+                "Status": status(state),
+                "State": state.status.rawValue,
+                "CreatedAt": record.created.rfc3339,
+                "RunningFor": record.created.humanDistance() + " ago",
+            ])
+        }
+        if arguments.flag("quiet") {
+            for row in rows { print(row["ID"]!) }
+            return 0
+        }
+        var format = arguments.value("format") ?? "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Names}}"
+        format = format.replacingAll("\\t", with: "\t")
+        let table = format.hasPrefix("table ")
+        if table { format.removeFirst(6) }
+        var lines: [[String]] = []
+        if table {
+            let headers = [
+                "ID": "CONTAINER ID", "Names": "NAMES", "Image": "IMAGE", "Command": "COMMAND", "Status": "STATUS",
+                "State": "STATE", "CreatedAt": "CREATED AT", "RunningFor": "CREATED",
+            ]
+            lines.append(fill(format, headers).components(separatedBy: "\t"))
+        }
+        for row in rows { lines.append(fill(format, row).components(separatedBy: "\t")) }
+        print(align(lines), terminator: "")
+        return 0
+    }
+
+    static func status(_ state: ContainerState) -> String {
+        switch state.status {
+        case .created: return "Created"
+        case .running: return "Up " + (state.startedAt?.humanDistance() ?? "")
+        case .paused: return "Up " + (state.startedAt?.humanDistance() ?? "") + " (Paused)"
+        case .exited:
+            let code = state.exitCode.map(String.init) ?? "unknown"
+            return "Exited (\(code)) " + (state.finishedAt.map { $0.humanDistance() + " ago" } ?? "")
+        }
+    }
+
+    /// Replaces each {{.Field}} with the row's value.
+    static func fill(_ template: String, _ values: [String: String]) -> String {
+        var out = ""
+        var rest = Substring(template)
+        while let open = rest.range(of: "{{") {
+            out += rest[..<open.lowerBound]
+            guard let close = rest[open.upperBound...].range(of: "}}") else {
+                rest = rest[open.lowerBound...]
+                break
+            }
+            let field = rest[open.upperBound..<close.lowerBound].trimmingCharacters(in: " .")
+            out += values[field] ?? ""
+            rest = rest[close.upperBound...]
+        }
+        return out + rest
+    }
+
+    /// Columns separated by tabs, padded to their widest cell (like a tabwriter).
+    static func align(_ lines: [[String]]) -> String {
+        var widths: [Int] = []
+        for line in lines {
+            for (i, cell) in line.enumerated() {
+                if i >= widths.count { widths.append(0) }
+                widths[i] = max(widths[i], cell.count)
+            }
+        }
+        var out = ""
+        for line in lines {
+            for (i, cell) in line.enumerated() {
+                out += cell
+                if i < line.count - 1 { out += String(repeating: " ", count: widths[i] - cell.count + 3) }
+            }
+            out += "\n"
+        }
+        return out
+    }
+}
+
+enum InspectCommand: Command {
+    static let spec = CommandSpec(
+        name: "inspect", abstract: "Show containers' configuration and state as JSON",
+        options: [OptionSpec("format", short: "f", value: "TEMPLATE", help: "Print only {{.Path.To.Field}} of each")],
+        arguments: containerArguments)
+
+    static func run(_ arguments: ParsedArguments, _ globals: Globals) throws -> Int32 {
+        let containers = try containers(globals)
+        var results: [JSON] = []
+        let status = forEachContainer(arguments, containers) { record in results.append(containers.inspect(record)) }
+        if let format = arguments.value("format") {
+            for result in results { print(fill(format, result)) }
+        } else {
+            print(JSON.array(results).pretty())
+        }
+        return status
+    }
+
+    /// {{.State.Status}}-style paths into the JSON.
+    static func fill(_ template: String, _ json: JSON) -> String {
+        var out = ""
+        var rest = Substring(template)
+        while let open = rest.range(of: "{{"), let close = rest[open.upperBound...].range(of: "}}") {
+            out += rest[..<open.lowerBound]
+            var value: JSON? = json
+            for key in rest[open.upperBound..<close.lowerBound].trimmingCharacters(in: " .").split(separator: ".") {
+                value = value?[String(key)]
+            }
+            switch value {
+            case .string(let s)?: out += s
+            case .number(let n)?: out += n
+            case .bool(let b)?: out += b ? "true" : "false"
+            case .null?, nil: out += "<no value>"
+            case let other?: out += other.serialized()
+            }
+            rest = rest[close.upperBound...]
+        }
+        return out + rest
+    }
+}
+
+enum LogsCommand: Command {
+    static let spec = CommandSpec(
+        name: "logs", abstract: "Print a container's output (kept in container.log)",
+        options: [
+            OptionSpec("follow", short: "f", help: "Keep printing new output until the container stops"),
+            OptionSpec("tail", short: "n", value: "N", help: "Only the last N lines"),
+            OptionSpec("since", value: "TIME", help: "Only lines since TIME (RFC 3339, a Unix time, or a duration such as 10m)"),
+            OptionSpec("timestamps", short: "t", help: "Prefix each line with its time"),
+        ],
+        arguments: [ArgumentSpec("CONTAINER", help: "A name, an id or a unique prefix of one")])
+
+    static func run(_ arguments: ParsedArguments, _ globals: Globals) throws -> Int32 {
+        let containers = try containers(globals)
+        let record = try containers.store.resolve(arguments.positionals[0])
+        let tail = try arguments.int("tail")
+        var since: Timestamp?
+        if let text = arguments.value("since") {
+            guard let parsed = Timestamp(since: text) else { throw UrunError.usage("--since \(text): not a time") }
+            since = parsed
+        }
+        let timestamps = arguments.flag("timestamps")
+        let path = containers.store.logFile(record.id)
+        var offset = 0
+        var pending = ""
+        func emit(_ entries: [ContainerLog.Entry]) {
+            for entry in entries where since.map({ entry.time >= $0 }) ?? true {
+                let text = timestamps ? entry.time.rfc3339 + " " + entry.text : entry.text
+                writeQuietly(entry.stream == "stderr" ? 2 : 1, text)
+            }
+        }
+        /// New complete lines of the log since the last read.
+        func readNew() -> [ContainerLog.Entry] {
+            guard let bytes = try? readFile(path), bytes.count > offset else { return [] }
+            pending += String(decoding: bytes[offset...], as: UTF8.self)
+            offset = bytes.count
+            guard let end = pending.lastIndex(of: "\n") else { return [] }
+            let complete = pending[...end]
+            pending = String(pending[pending.index(after: end)...])
+            return ContainerLog.entries(complete)
+        }
+        var entries = readNew()
+        if let tail, tail >= 0 { entries = Array(entries.suffix(tail)) }
+        emit(entries)
+        guard arguments.flag("follow") else { return 0 }
+        while true {
+            let supervised = containers.store.isSupervised(record.id)
+            emit(readNew())
+            if !supervised { return 0 }
+            usleep(50_000)
+        }
+    }
+}
+
+enum StatsCommand: Command {
+    static let spec = CommandSpec(
+        name: "stats", abstract: "Show running containers' CPU, memory, processes and IO (from their cgroups)",
+        options: [OptionSpec("no-stream", help: "Print one sample and exit")],
+        arguments: [ArgumentSpec("CONTAINER", help: "Containers to show (default: all running)", optional: true, variadic: true)])
+
+    static func run(_ arguments: ParsedArguments, _ globals: Globals) throws -> Int32 {
+        let containers = try containers(globals)
+        let chosen = arguments.positionals.isEmpty
+            ? containers.store.all() : try arguments.positionals.map { try containers.store.resolve($0) }
+        while true {
+            let first = sample(chosen, containers)
+            usleep(500_000)
+            let second = sample(chosen, containers)
+            var lines = [["CONTAINER ID", "NAME", "CPU %", "MEM USAGE / LIMIT", "PIDS", "BLOCK I/O"]]
+            for record in chosen {
+                guard let after = second[record.id] else { continue }
+                let before = first[record.id]
+                var cpu = "--"
+                if let a = before?.cpuMicroseconds, let b = after.cpuMicroseconds {
+                    cpu = percent(Double(b - min(a, b)) / 500_000)
+                }
+                let memory = (after.memoryBytes.map(size) ?? "--") + " / " + (after.memoryLimit.map(size) ?? "--")
+                let io = (after.ioReadBytes.map(size) ?? "--") + " / " + (after.ioWrittenBytes.map(size) ?? "--")
+                lines.append([String(record.id.prefix(12)), record.name, cpu, memory, after.processes.map(String.init) ?? "--", io])
+            }
+            if !arguments.flag("no-stream") { print("\u{1B}[2J\u{1B}[H", terminator: "") }
+            print(PsCommand.align(lines), terminator: "")
+            if arguments.flag("no-stream") { return 0 }
+            fflush(nil)
+        }
+    }
+
+    static func sample(_ records: [ContainerRecord], _ containers: Containers) -> [String: CgroupStatistics] {
+        var samples: [String: CgroupStatistics] = [:]
+        for record in records {
+            let state = containers.store.state(record.id)
+            guard state.status == .running || state.status == .paused, let path = state.cgroup else { continue }
+            samples[record.id] = Cgroup(path: path).statistics()
+        }
+        return samples
+    }
+
+    static func percent(_ fraction: Double) -> String {
+        let hundredths = Int((fraction * 10000).rounded())
+        return "\(hundredths / 100).\(hundredths % 100 < 10 ? "0" : "")\(hundredths % 100)%"
+    }
+
+    static func size(_ bytes: UInt64) -> String {
+        if bytes >= 1 << 30 { return "\(bytes >> 30)GiB" }
+        if bytes >= 1 << 20 { return "\(bytes >> 20)MiB" }
+        if bytes >= 1 << 10 { return "\(bytes >> 10)KiB" }
+        return "\(bytes)B"
+    }
+}
+
+extension String {
+    func replacingAll(_ target: String, with replacement: String) -> String {
+        components(separatedBy: target).joined(separator: replacement)
+    }
+
+    func components(separatedBy separator: String) -> [String] {
+        var parts: [String] = []
+        var rest = Substring(self)
+        while let range = rest.range(of: separator) {
+            parts.append(String(rest[..<range.lowerBound]))
+            rest = rest[range.upperBound...]
+        }
+        parts.append(String(rest))
+        return parts
+    }
+}
+
+extension Substring {
+    func range(of target: String) -> Range<Substring.Index>? {
+        guard !target.isEmpty, count >= target.count else { return nil }
+        var index = startIndex
+        while index < endIndex {
+            if self[index...].hasPrefix(target) { return index..<self.index(index, offsetBy: target.count) }
+            index = self.index(after: index)
+        }
+        return nil
+    }
+
+    func trimmingCharacters(in set: String) -> String {
+        String(drop(while: { set.contains($0) }).reversed().drop(while: { set.contains($0) }).reversed())
+    }
+}
