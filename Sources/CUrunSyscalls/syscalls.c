@@ -10,6 +10,7 @@
 #include <net/if.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/random.h>
 #include <sys/signalfd.h>
@@ -346,6 +347,18 @@ int urun_wifexited(int status) { return WIFEXITED(status); }
 int urun_wexitstatus(int status) { return WEXITSTATUS(status); }
 int urun_wifsignaled(int status) { return WIFSIGNALED(status); }
 int urun_wtermsig(int status) { return WTERMSIG(status); }
+
+extern char __executable_start[];
+extern char etext[];
+
+void urun_drop_executable_pages(void) {
+    // Only the read-only text: writable data may hold state.
+    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    uintptr_t start = ((uintptr_t)__executable_start + page - 1) & ~(page - 1);
+    uintptr_t end = (uintptr_t)etext & ~(page - 1);
+    if (end > start)
+        madvise((void *)start, end - start, MADV_DONTNEED);
+}
 
 static volatile sig_atomic_t interrupted_by = 0;
 

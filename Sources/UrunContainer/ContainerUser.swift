@@ -47,13 +47,15 @@ public struct ContainerUser: Equatable, Sendable {
         return ContainerUser(uid: uid, gid: gid, home: entry?.home ?? "/")
     }
 
-    /// A small file of the image, read through an in-root resolution.
+    /// A small file of the image, read through an in-root resolution of its
+    /// directory (and not through /proc/self, which `urun exec` cannot use
+    /// once it has entered the container's mount namespace).
     static func readInImage(_ rootfs: String, _ path: String) -> String? {
         let root = open(rootfs, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         guard root >= 0 else { return nil }
         defer { closeQuietly(root) }
-        guard let fd = try? openInRoot(root, path) else { return nil }
-        defer { closeQuietly(fd) }
-        return try? readText(procFDPath(fd))
+        guard let directory = try? openInRoot(root, parentDirectory(of: path)) else { return nil }
+        defer { closeQuietly(directory) }
+        return try? readText(baseName(of: path), at: directory)
     }
 }

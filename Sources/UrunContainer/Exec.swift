@@ -51,6 +51,8 @@ extension Containers {
         let cgroupFD: CInt = state.cgroup.map { open($0, O_RDONLY | O_DIRECTORY | O_CLOEXEC) } ?? -1
         defer { closeQuietly(cgroupFD) }
         let windowSize = options.tty ? (WindowSize.of(0) ?? WindowSize.of(1)) : nil
+        // Read while /proc is still the host's: inside, /proc/self does not name urun.
+        let mappedUID = Self.singleMappedUID(try? readText("/proc/\(state.pid)/uid_map"))
 
         _ = urun_set_dumpable(0)
         let all: UInt64 = UInt64(URUN_CLONE_NEWUSER | URUN_CLONE_NEWNS | URUN_CLONE_NEWPID | URUN_CLONE_NEWUTS)
@@ -60,7 +62,7 @@ extension Containers {
         }
         // Now in the container's mount namespace: its files are the ones read below.
         let user = try ContainerUser.resolve(options.user ?? record.spec.user, rootfs: "/")
-        if let mapped = readMappedUID(), user.uid != mapped {
+        if let mapped = mappedUID, user.uid != mapped {
             throw .invalid("urun exec -u: only uid \(mapped) is mapped in this container (it has no subordinate ids)")
         }
         var hostname = [CChar](repeating: 0, count: 256)
@@ -136,11 +138,11 @@ extension Containers {
     }
 
     /// The container's one mapped uid, when its map is a single line (no subordinate ids).
-    private func readMappedUID() -> UInt32? {
-        guard let text = try? readText("/proc/self/uid_map") else { return nil }
+    static func singleMappedUID(_ map: String?) -> UInt32? {
+        guard let text = map else { return nil }
         let lines = text.split(separator: "\n")
         guard lines.count == 1 else { return nil }
-        let fields = lines[0].split(separator: " ")
+        let fields = lines[0].split(separator: " ", omittingEmptySubsequences: true)
         guard fields.count == 3, fields[2] == "1" else { return nil }
         return UInt32(fields[0])
     }

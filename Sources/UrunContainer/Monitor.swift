@@ -61,6 +61,9 @@ public struct Monitor {
         try? store.save(state, for: id)
         writeQuietly(report, "started\n")
         closeQuietly(report)
+        // The monitor lives as long as its container: give back the pages
+        // that start-up touched; the relay loop refaults the few it needs.
+        urun_drop_executable_pages()
 
         let log = try? ContainerLog(path: store.logFile(id))
         let status = serve(started, io: &io, log: log, listener: listener, firstClient: firstClient)

@@ -4,7 +4,8 @@ import SystemPackage
 
 /// Reads a whole file (small files: configs, /proc entries).
 public func readFile(_ path: String, at dirfd: CInt = AT_FDCWD) throws(UrunError) -> [UInt8] {
-    let fd = try sys(.readFile, path: path) { urun_openat_mode(dirfd, path, O_RDONLY | O_CLOEXEC, 0) }
+    let flags = dirfd == AT_FDCWD ? O_RDONLY | O_CLOEXEC : O_RDONLY | O_CLOEXEC | O_NOFOLLOW
+    let fd = try sys(.readFile, path: path) { urun_openat_mode(dirfd, path, flags, 0) }
     defer { closeQuietly(fd) }
     return try readAll(fd, path: path)
 }

@@ -122,6 +122,36 @@ import Testing
         #expect(nothingLeft(r))
     }
 
+    @Test func execOptions() {
+        let r = root()
+        #expect(u(r, ["run", "-d", "--name", "opts", "-e", "FROM_RUN=1", h.image(), "sleep", "60"]).status == 0)
+        let env = u(r, ["exec", "-e", "EXTRA=2", "-w", "/etc", "opts", "sh", "-c", "pwd; echo $FROM_RUN$EXTRA; echo $HOSTNAME"])
+        #expect(env.lines.count == 3 && env.lines[0] == "/etc" && env.lines[1] == "12", "\(env)")
+        #expect(env.lines.last?.count == 12)
+        #expect(u(r, ["exec", "opts", "cat"], stdin: "piped\n").stdout == "piped\n")
+        let other = u(r, ["exec", "-u", "app", "opts", "id"])
+        #expect(other.status == 125 && other.stderr.contains("only uid 0 is mapped"), "\(other)")
+        let tty = h.runAsUser(["script", "-qec", "\(h.binary) exec -t opts tty", "/dev/null"], environment: ["URUN_ROOT": r])
+        #expect(tty.stdout.contains("/dev/pts/"), "\(tty)")
+        #expect(u(r, ["rm", "-f", "opts"]).status == 0)
+        #expect(nothingLeft(r))
+    }
+
+    @Test(.enabled(if: DelegatedCgroup.shared != nil, Comment(rawValue: DelegatedCgroup.skipReason)))
+    func statsShowsTheContainersCgroup() {
+        let r = root()
+        let d = DelegatedCgroup.shared!
+        #expect(u(r, ["run", "-d", "--name", "busy", h.image(), "sh", "-c", "sleep 60 & sleep 60 & wait"], cgroup: d.path).status == 0)
+        let stats = u(r, ["stats", "--no-stream"])
+        #expect(stats.lines.first?.hasPrefix("CONTAINER ID") == true, "\(stats)")
+        let row = stats.lines.dropFirst().first ?? ""
+        #expect(row.contains("busy"), "\(stats)")
+        let inspect = u(r, ["inspect", "-f", "{{.Cgroup}}", "busy"]).stdout
+        #expect(inspect.hasPrefix(d.path + "/urun-"), "\(inspect)")
+        #expect(u(r, ["rm", "-f", "busy"], cgroup: d.path).status == 0)
+        #expect(d.containerCgroups.isEmpty)
+    }
+
     @Test func killingTheMonitorLeavesAStoppedContainerThatRmCleans() throws {
         let r = root()
         #expect(u(r, ["run", "-d", "--name", "orphan", h.image(), "sleep", "3333"]).status == 0)

@@ -124,6 +124,13 @@ int urun_wexitstatus(int status);
 int urun_wifsignaled(int status);
 int urun_wtermsig(int status);
 
+// --- memory -----------------------------------------------------------------
+
+/// Unmaps this process's pages of its own executable file (they stay in the
+/// page cache): a long-lived process drops what start-up touched and refaults
+/// only what it still uses.
+void urun_drop_executable_pages(void);
+
 // --- interruption during long operations (unpacking) ------------------------
 
 /// Installs SIGINT/SIGTERM/SIGHUP handlers that only set a flag, so a long
