@@ -16,6 +16,7 @@ let package = Package(
     targets: [
         .target(name: "CUrunSyscalls"),
         .target(name: "CUrunSHA256"),
+        .target(name: "CUrunSecurity", linkerSettings: [.linkedLibrary("seccomp"), .linkedLibrary("cap")]),
         .target(
             name: "CUrunArchive",
             linkerSettings: [
@@ -30,12 +31,14 @@ let package = Package(
         .target(name: "UrunImage", dependencies: ["UrunKernel", "CUrunArchive", "CUrunSHA256"]),
         .target(name: "UrunProcess", dependencies: ["UrunKernel"]),
         .target(name: "UrunCgroups", dependencies: ["UrunKernel"]),
+        .target(name: "UrunSecurity", dependencies: ["UrunKernel", "CUrunSecurity", "CUrunSyscalls"]),
         .target(name: "UrunCLI"),
         .target(
             name: "UrunContainer",
-            dependencies: ["UrunKernel", "UrunUserNS", "UrunRootfs", "UrunImage", "UrunProcess", "UrunCgroups"]),
+            dependencies: ["UrunKernel", "UrunUserNS", "UrunRootfs", "UrunImage", "UrunProcess", "UrunCgroups", "UrunSecurity"]),
         .executableTarget(
-            name: "urun", dependencies: ["UrunCLI", "UrunContainer", "UrunKernel", "UrunCgroups", "UrunProcess"]),
+            name: "urun",
+            dependencies: ["UrunCLI", "UrunContainer", "UrunKernel", "UrunCgroups", "UrunProcess", "UrunSecurity"]),
 
         .testTarget(name: "UrunKernelTests", dependencies: ["UrunKernel"]),
         .testTarget(name: "UrunUserNSTests", dependencies: ["UrunUserNS"]),
@@ -44,6 +47,7 @@ let package = Package(
         .testTarget(name: "UrunImageTests", dependencies: ["UrunImage", "UrunTestSupport"]),
         .testTarget(name: "UrunProcessTests", dependencies: ["UrunProcess"]),
         .testTarget(name: "UrunCgroupsTests", dependencies: ["UrunCgroups"]),
+        .testTarget(name: "UrunSecurityTests", dependencies: ["UrunSecurity", "CUrunSecurity", "CUrunSyscalls"]),
         .testTarget(name: "UrunContainerTests", dependencies: ["UrunContainer"]),
         .testTarget(name: "UrunCLITests", dependencies: ["UrunCLI"]),
         .testTarget(name: "UrunIntegrationTests", dependencies: ["UrunTestSupport"]),

@@ -174,6 +174,8 @@ int urun_random_bytes(void *buffer, size_t length) {
     return 0;
 }
 
+int urun_memfd(const char *name) { return memfd_create(name, MFD_CLOEXEC); }
+
 int urun_dup_cloexec(int fd) { return fcntl(fd, F_DUPFD_CLOEXEC, 3); }
 
 int urun_set_pdeathsig(int sig) { return prctl(PR_SET_PDEATHSIG, (unsigned long)sig, 0, 0, 0); }

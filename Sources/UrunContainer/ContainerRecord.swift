@@ -1,6 +1,7 @@
 import UrunCgroups
 import UrunKernel
 import UrunRootfs
+import UrunSecurity
 
 /// What `urun create` (or `run` of a kept container) writes to config.json:
 /// everything needed to start the container again.
@@ -69,6 +70,7 @@ extension ContainerSpec {
         if let hostname { object["hostname"] = .string(hostname) }
         if let stopSignal { object["stopSignal"] = .string(stopSignal) }
         if let stopTimeout { object["stopTimeout"] = .int(stopTimeout) }
+        object["security"] = security.json
         return object
     }
 
@@ -87,6 +89,7 @@ extension ContainerSpec {
         useInit = json["init"]?.bool ?? false
         stopSignal = json["stopSignal"]?.string
         stopTimeout = json["stopTimeout"]?.int
+        if let security = json["security"] { self.security = try SecurityPolicy(json: security) }
         volumes = (json["volumes"]?.array ?? []).compactMap { v in
             guard let source = v["source"]?.string, let target = v["target"]?.string else { return nil }
             return Volume(source: source, target: target, readOnly: v["readOnly"]?.bool ?? false)

@@ -1,6 +1,7 @@
 import UrunCgroups
 import UrunKernel
 import UrunRootfs
+import UrunSecurity
 
 /// How the container is connected to a network.
 public enum NetworkMode: String, Sendable, CaseIterable {
@@ -43,6 +44,8 @@ public struct ContainerSpec: Sendable {
     public var stopSignal: String?
     /// Seconds `urun stop` waits before SIGKILL (default 10).
     public var stopTimeout: Int?
+    /// Capabilities, no_new_privs, seccomp and masked paths: docker's defaults.
+    public var security = SecurityPolicy()
 
     public init(image: String) {
         self.image = image

@@ -2,6 +2,7 @@ import CUrunSyscalls
 import Glibc
 import UrunKernel
 import UrunProcess
+import UrunSecurity
 import UrunUserNS
 
 /// `urun exec`: a new process in a running container.
@@ -53,6 +54,9 @@ extension Containers {
         let windowSize = options.tty ? (WindowSize.of(0) ?? WindowSize.of(1)) : nil
         // Read while /proc is still the host's: inside, /proc/self does not name urun.
         let mappedUID = Self.singleMappedUID(try? readText("/proc/\(state.pid)/uid_map"))
+        // From the host's cache, before the mount namespace changes.
+        let security = record.spec.security
+        let seccomp = try security.seccompProgram(cache: store.paths.cache)
 
         _ = urun_set_dumpable(0)
         let all: UInt64 = UInt64(URUN_CLONE_NEWUSER | URUN_CLONE_NEWNS | URUN_CLONE_NEWPID | URUN_CLONE_NEWUTS)
@@ -96,7 +100,11 @@ extension Containers {
                     closeQuietly(pty.slave)
                 }
                 try sys(.changeDirectory, path: directory) { chdir(directory) }
-                try execCommand(options.command, environment: environment)
+                // setns(2) gave every capability of the container's user
+                // namespace: the container's policy takes them back.
+                try execCommand(options.command, environment: environment) { () throws(UrunError) in
+                    try security.apply(program: seccomp)
+                }
             } catch {
                 channel.fail(error)
             }

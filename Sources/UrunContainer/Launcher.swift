@@ -5,6 +5,7 @@ import UrunImage
 import UrunKernel
 import UrunProcess
 import UrunRootfs
+import UrunSecurity
 import UrunUserNS
 
 /// Where a container's stdin, stdout and stderr go (without -t).
@@ -69,8 +70,11 @@ public struct Launcher {
         var plan = MountPlan.container(
             scratch: directory.path, lower: [image.path], upper: directory.upper, work: directory.work,
             volatile: ephemeral, files: EtcFiles.files(hostname: hostname, network: spec.network), volumes: spec.volumes,
-            tmpfs: spec.tmpfs, readOnlyRoot: spec.readOnly, ownNetwork: spec.network.ownNamespace)
+            tmpfs: spec.tmpfs, readOnlyRoot: spec.readOnly, ownNetwork: spec.network.ownNamespace,
+            masked: spec.security.masked, readOnlyPaths: spec.security.readOnly)
         plan.ops.append(.directory(target: workingDirectory))
+        // Compiled (or read from the cache) here: the child only loads it.
+        let seccomp = try spec.security.seccompProgram(cache: paths.cache)
 
         // The user, PID and mount namespaces come with the clone (the child is
         // PID 1 from birth); the child makes the others while urun writes the maps.
@@ -111,7 +115,8 @@ public struct Launcher {
             closeQuietly(ptySocket[0])
             let setup = ChildSetup(
                 spec: spec, plan: plan, hostname: hostname, environment: environment,
-                workingDirectory: workingDirectory, windowSize: windowSize, ptySocket: ptySocket[1], io: io)
+                workingDirectory: workingDirectory, windowSize: windowSize, ptySocket: ptySocket[1], io: io,
+                seccomp: seccomp)
             do throws(UrunError) {
                 try setup.run(channel)
             } catch {
@@ -174,6 +179,7 @@ struct ChildSetup {
     let windowSize: WindowSize?
     let ptySocket: CInt
     let io: ContainerIO
+    let seccomp: [UInt8]?
 
     func run(_ channel: ChildChannel) throws(UrunError) -> Never {
         // urun's own cgroup (or the container's, which urun just moved it to)
@@ -196,7 +202,10 @@ struct ChildSetup {
             chdir(workingDirectory)
         }
         let command = spec.effectiveCommand
+        let confine = { () throws(UrunError) in try spec.security.apply(program: seccomp) }
         if spec.useInit {
+            // urun as PID 1 lives under the container's policy too, as docker-init does.
+            try confine()
             runAsInit {
                 do throws(UrunError) {
                     try execCommand(command, environment: environment)
@@ -205,7 +214,7 @@ struct ChildSetup {
                 }
             }
         }
-        try execCommand(command, environment: environment)
+        try execCommand(command, environment: environment, confine: confine)
     }
 
     /// A pty from the container's own devpts: its slave becomes /dev/console

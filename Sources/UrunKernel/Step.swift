@@ -46,6 +46,9 @@ public enum Step: UInt16, Sendable, CaseIterable {
     case lookupCommand
     case exec
     case forkInit
+    case dropCapabilities
+    case noNewPrivileges
+    case loadSeccomp
     // outside the container
     case openImage = 70
     case unpackImage
@@ -85,7 +88,8 @@ public enum Step: UInt16, Sendable, CaseIterable {
         case .pivotRoot, .detachOldRoot, .remountReadOnly:
             return .rootfs
         case .setHostname, .loopbackUp, .openPty, .setControllingTTY, .dropPrivileges,
-            .closeDescriptors, .changeDirectory, .lookupCommand, .exec, .forkInit:
+            .closeDescriptors, .changeDirectory, .lookupCommand, .exec, .forkInit, .dropCapabilities,
+            .noNewPrivileges, .loadSeccomp:
             return .process
         case .openImage, .unpackImage, .createContainerDir, .removeContainerDir, .superviseContainer,
             .readFile, .writeFile:
@@ -142,6 +146,9 @@ public enum Step: UInt16, Sendable, CaseIterable {
         case .lookupCommand: return "look up command"
         case .exec: return "exec"
         case .forkInit: return "fork under init"
+        case .dropCapabilities: return "set capabilities"
+        case .noNewPrivileges: return "set no_new_privs"
+        case .loadSeccomp: return "load the seccomp filter"
         case .openImage: return "open image"
         case .unpackImage: return "unpack image"
         case .createContainerDir: return "create container directory"
@@ -211,6 +218,11 @@ public enum Step: UInt16, Sendable, CaseIterable {
         case .lookupCommand: return "the command is searched in the container's PATH"
         case .exec: return "the command replaces urun's code in the container's PID 1"
         case .forkInit: return "--init: urun stays PID 1, reaps orphans and forwards signals"
+        case .dropCapabilities:
+            return "root of the user namespace keeps only docker's 14 capabilities (bounding, effective, permitted; none inheritable or ambient)"
+        case .noNewPrivileges: return "no setuid binary or file capability can raise the privileges of the command or its children"
+        case .loadSeccomp:
+            return "the last step before exec: only the syscalls of the profile are allowed, the rest fail with EPERM"
         case .openImage: return "the image is read by content, not by its name"
         case .unpackImage: return "each image is unpacked once into the content-addressed cache"
         case .createContainerDir: return "the container's upper and work directories"
@@ -260,6 +272,9 @@ public enum Step: UInt16, Sendable, CaseIterable {
         case .changeDirectory: return "chdir(2)"
         case .lookupCommand, .exec: return "execve(2)"
         case .forkInit: return "fork(2)"
+        case .dropCapabilities: return "capabilities(7)"
+        case .noNewPrivileges: return "prctl(2) PR_SET_NO_NEW_PRIVS"
+        case .loadSeccomp: return "seccomp(2)"
         case .openImage, .unpackImage: return "libarchive(3)"
         case .createContainerDir, .removeContainerDir: return "overlayfs"
         case .superviseContainer: return "signalfd(2)"

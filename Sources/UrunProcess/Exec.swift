@@ -24,10 +24,15 @@ public func lookupCommand(_ command: String, path: String) throws(UrunError) -> 
 
 /// Replaces this process with `arguments[0]`: signals unblocked, every
 /// descriptor above stdio marked close-on-exec, a clean environment.
-public func execCommand(_ arguments: [String], environment: [String]) throws(UrunError) -> Never {
+/// `confine` runs last, right before execve(2): it drops capabilities and
+/// loads the seccomp filter once urun needs nothing more.
+public func execCommand(
+    _ arguments: [String], environment: [String], confine: () throws(UrunError) -> Void = {}
+) throws(UrunError) -> Never {
     let path = environment.last(where: { $0.hasPrefix("PATH=") }).map { String($0.dropFirst(5)) } ?? defaultPath
     let executable = try lookupCommand(arguments[0], path: path)
     try prepareForExec()
+    try confine()
     if Explain.enabled {
         Explain.step(.exec, "execve(\"\(executable)\", \(arguments), env: \(environment.count) variables)")
     }

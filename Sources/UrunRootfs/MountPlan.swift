@@ -34,6 +34,12 @@ public enum MountOp: Equatable, Sendable {
     /// A directory that must exist (the working directory), made before the
     /// root may become read-only.
     case directory(target: String)
+    /// Hides a kernel interface: /dev/null bound over a file, an empty
+    /// read-only tmpfs over a directory. One `*` per component matches as a
+    /// shell glob; what does not exist on this kernel is skipped.
+    case mask(target: String)
+    /// Binds a path onto itself, read-only.
+    case readOnly(target: String)
 }
 
 /// The whole file system of a container as data: built first, narrated and
@@ -70,7 +76,8 @@ public struct MountPlan: Equatable, Sendable {
     /// the user's volumes and tmpfs mounts in the order given.
     public static func container(
         scratch: String, lower: [String], upper: String, work: String, volatile: Bool, files: [GeneratedFile],
-        volumes: [Volume], tmpfs: [TmpfsMount], readOnlyRoot: Bool, ownNetwork: Bool
+        volumes: [Volume], tmpfs: [TmpfsMount], readOnlyRoot: Bool, ownNetwork: Bool, masked: [String] = [],
+        readOnlyPaths: [String] = []
     ) -> MountPlan {
         var ops: [MountOp] = [
             .proc(target: "/proc"),
@@ -100,6 +107,8 @@ public struct MountPlan: Equatable, Sendable {
         for mount in tmpfs {
             ops.append(.tmpfs(target: mount.target, options: mount.options, step: .mountTmpfs))
         }
+        // Last, as docker does: a volume cannot uncover a masked path.
+        ops += masked.map { .mask(target: $0) } + readOnlyPaths.map { .readOnly(target: $0) }
         return MountPlan(
             scratch: scratch, lower: lower, upper: upper, work: work, volatile: volatile, files: files, ops: ops,
             readOnlyRoot: readOnlyRoot)
@@ -192,7 +201,64 @@ public struct MountPlan: Equatable, Sendable {
             let fd = try openInRoot(root, target, create: isDirectory(st) ? .directory : .file, step: step)
             defer { closeQuietly(fd) }
             try bindTree(source, onto: fd, target: target, readOnly: readOnly, step: step)
+        case .mask(let pattern):
+            for target in try expandGlob(pattern, root: root) {
+                guard let fd = try openIfPresent(root, target, step: .maskPath) else { continue }
+                defer { closeQuietly(fd) }
+                var st = stat()
+                try sys(.maskPath, path: target) { fstat(fd, &st) }
+                if isDirectory(st) {
+                    try sys(.maskPath, explain: "mount(\"tmpfs\", \"\(target)\", \"tmpfs\", MS_RDONLY, \"size=0\")", path: target) {
+                        mount("tmpfs", procFDPath(fd), "tmpfs", nosuidNodevNoexec | UInt(MS_RDONLY), "size=0,mode=555")
+                    }
+                } else {
+                    try sys(.maskPath, explain: "mount(\"/dev/null\", \"\(target)\", NULL, MS_BIND)", path: target) {
+                        mount("/dev/null", procFDPath(fd), nil, UInt(MS_BIND), nil)
+                    }
+                }
+            }
+        case .readOnly(let target):
+            guard let fd = try openIfPresent(root, target, step: .readOnlyPath) else { return }
+            defer { closeQuietly(fd) }
+            try bindTree(procFDPath(fd), shown: target, onto: fd, target: target, readOnly: true, step: .readOnlyPath)
         }
+    }
+
+    /// An in-root descriptor for `target`, or nil when it does not exist.
+    private func openIfPresent(_ root: CInt, _ target: String, step: Step) throws(UrunError) -> CInt? {
+        do {
+            return try openInRoot(root, target, step: step)
+        } catch {
+            if case .kernel(_, _, let errno) = error, errno == .noSuchFileOrDirectory { return nil }
+            throw error
+        }
+    }
+
+    /// The in-root paths that `pattern` names: components with `*` are
+    /// matched (fnmatch(3)) against the directory's entries.
+    private func expandGlob(_ pattern: String, root: CInt) throws(UrunError) -> [String] {
+        var paths = [""]
+        for component in pattern.split(separator: "/").map(String.init) {
+            guard component.contains("*") else {
+                paths = paths.map { $0 + "/" + component }
+                continue
+            }
+            var matches: [String] = []
+            for parent in paths {
+                guard let found = try openIfPresent(root, parent.isEmpty ? "/" : parent, step: .maskPath) else { continue }
+                // The O_PATH descriptor cannot be read; opening "." through it can.
+                let fd = openat(found, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+                closeQuietly(found)
+                guard fd >= 0 else { continue }
+                defer { closeQuietly(fd) }
+                let listing = (try? directoryListing(fd, path: parent)) ?? []
+                for entry in listing where fnmatch(component, entry.name, 0) == 0 {
+                    matches.append(parent + "/" + entry.name)
+                }
+            }
+            paths = matches.sorted()
+        }
+        return paths
     }
 
     /// mount(2) of a fresh file system onto an in-root target, reached through
@@ -212,10 +278,10 @@ public struct MountPlan: Equatable, Sendable {
     /// A recursive bind mount, made read-only as a whole before it is attached:
     /// open_tree(2) clones the tree, mount_setattr(2) sets MOUNT_ATTR_RDONLY on
     /// every mount in it, move_mount(2) attaches it onto the target descriptor.
-    private func bindTree(_ source: String, onto fd: CInt, target: String, readOnly: Bool, step: Step)
-        throws(UrunError)
-    {
-        let call = "open_tree(\"\(source)\", OPEN_TREE_CLONE|AT_RECURSIVE)"
+    private func bindTree(
+        _ source: String, shown: String? = nil, onto fd: CInt, target: String, readOnly: Bool, step: Step
+    ) throws(UrunError) {
+        let call = "open_tree(\"\(shown ?? source)\", OPEN_TREE_CLONE|AT_RECURSIVE)"
             + (readOnly ? " + mount_setattr(MOUNT_ATTR_RDONLY)" : "") + " + move_mount(→ \"\(target)\")"
         let tree = try sys(step, explain: call, path: source) {
             urun_open_tree(AT_FDCWD, source, UInt32(URUN_OPEN_TREE_CLONE) | UInt32(O_CLOEXEC) | UInt32(URUN_AT_RECURSIVE))

@@ -41,6 +41,19 @@ import UrunKernel
         #expect(files < volume && volume < tmpfs)
     }
 
+    @Test func maskedAndReadOnlyPathsComeLast() {
+        let plan = MountPlan.container(
+            scratch: "/c", lower: ["/l"], upper: "/c/upper", work: "/c/work", volatile: false, files: [],
+            volumes: [Volume(source: "/v", target: "/proc/keys", readOnly: false)], tmpfs: [], readOnlyRoot: false,
+            ownNetwork: true, masked: ["/proc/keys", "/sys/devices/system/cpu/cpu*/thermal_throttle"],
+            readOnlyPaths: ["/proc/sys"])
+        // After the volumes: a volume cannot uncover a masked path.
+        #expect(Array(plan.ops.suffix(3)) == [
+            .mask(target: "/proc/keys"), .mask(target: "/sys/devices/system/cpu/cpu*/thermal_throttle"),
+            .readOnly(target: "/proc/sys"),
+        ])
+    }
+
     @Test func hostNetworkBindsSysInstead() {
         #expect(plan(ownNetwork: false).ops[1] == .bindSys(target: "/sys"))
     }

@@ -73,6 +73,8 @@ int urun_set_cloexec(int fd, int on);
 int urun_set_nonblock(int fd, int on);
 /// getrandom(2), filling the whole buffer.
 int urun_random_bytes(void *buffer, size_t length);
+/// memfd_create(2) with MFD_CLOEXEC.
+int urun_memfd(const char *name);
 /// A CLOEXEC duplicate of fd, numbered 3 or above.
 int urun_dup_cloexec(int fd);
 

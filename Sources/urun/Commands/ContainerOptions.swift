@@ -5,6 +5,7 @@ import UrunContainer
 import UrunKernel
 import UrunProcess
 import UrunRootfs
+import UrunSecurity
 
 /// The options that describe a container, shared by `run` and `create`.
 enum ContainerOptions {
@@ -24,6 +25,10 @@ enum ContainerOptions {
         OptionSpec("init", help: "Run a minimal init as PID 1 that reaps zombies and forwards signals"),
         OptionSpec("stop-signal", value: "SIGNAL", help: "Signal `urun stop` sends first (default SIGTERM)"),
         OptionSpec("stop-timeout", value: "SECONDS", help: "Seconds `urun stop` waits before SIGKILL (default 10)"),
+        OptionSpec("cap-add", value: "CAP", help: "Add a capability (CHOWN or CAP_CHOWN; ALL for every one)", repeatable: true),
+        OptionSpec("cap-drop", value: "CAP", help: "Drop a capability from docker's default 14 (ALL for every one)", repeatable: true),
+        OptionSpec("privileged", help: "Every capability, no seccomp filter, no masked paths (still rootless)"),
+        OptionSpec("security-opt", value: "OPT", help: "no-new-privileges=false, seccomp=unconfined|PROFILE.json, unmask=PATH|ALL", repeatable: true),
         OptionSpec("memory", short: "m", value: "BYTES", help: "Memory limit (memory.max), e.g. 512m, 2g"),
         OptionSpec("memory-swap", value: "BYTES", help: "Memory plus swap limit (-1: unlimited swap)"),
         OptionSpec("memory-reservation", value: "BYTES", help: "Memory soft limit (memory.low)"),
@@ -78,6 +83,7 @@ enum ContainerOptions {
         }
         spec.stopTimeout = try arguments.int("stop-timeout")
         spec.limits = try limits(from: arguments)
+        spec.security = try security(from: arguments)
         spec.useInit = arguments.flag("init")
         spec.tty = arguments.flag("tty")
         spec.interactive = arguments.flag("interactive")
@@ -105,6 +111,20 @@ enum ContainerOptions {
             for value in arguments.values(flag) { try limits.setDeviceLimit(value, kind) }
         }
         return limits
+    }
+
+    /// --cap-add, --cap-drop, --privileged, --security-opt → SecurityPolicy;
+    /// a seccomp profile is read and checked now, so a bad one fails before
+    /// anything is created.
+    static func security(from arguments: ParsedArguments) throws -> SecurityPolicy {
+        var policy = SecurityPolicy()
+        policy.capabilities = try Capabilities.resolve(
+            adding: arguments.values("cap-add"), dropping: arguments.values("cap-drop"))
+        policy.privileged = arguments.flag("privileged")
+        for option in arguments.values("security-opt") {
+            try policy.apply(option: option) { (path) throws(UrunError) in try readText(path) }
+        }
+        return policy
     }
 
     /// --explain[=json]

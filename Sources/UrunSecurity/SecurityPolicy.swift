@@ -1,0 +1,132 @@
+import CUrunSecurity
+import CUrunSyscalls
+import Glibc
+import UrunKernel
+
+/// A container's security settings, docker's defaults unless the user says
+/// otherwise: docker's 14 capabilities, no_new_privs, the default seccomp
+/// profile, and the masked and read-only kernel paths.
+public struct SecurityPolicy: Equatable, Sendable {
+    public enum Seccomp: Equatable, Sendable {
+        case `default`
+        case unconfined
+        /// A docker-format profile: where it came from, and its JSON text.
+        case profile(source: String, text: String)
+    }
+
+    public var capabilities: Capabilities = .dockerDefault
+    public var noNewPrivileges = true
+    public var seccomp: Seccomp = .default
+    /// Paths to leave visible (`--security-opt unmask=PATH`), or ["ALL"].
+    public var unmasked: [String] = []
+    public var privileged = false
+
+    public init() {}
+
+    /// Kernel interfaces hidden from containers: a file gets /dev/null bound
+    /// over it, a directory an empty read-only tmpfs.
+    public static let maskedPaths = [
+        "/proc/acpi", "/proc/asound", "/proc/interrupts", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
+        "/proc/sched_debug", "/proc/scsi", "/proc/timer_list", "/proc/timer_stats", "/sys/firmware",
+        "/sys/devices/virtual/powercap", "/sys/devices/system/cpu/cpu*/thermal_throttle",
+    ]
+
+    /// Kernel interfaces a container may read but not change.
+    public static let readOnlyPaths = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]
+
+    public var masked: [String] { privileged ? [] : Self.maskedPaths.filter(isMasked) }
+    public var readOnly: [String] { privileged ? [] : Self.readOnlyPaths.filter(isMasked) }
+
+    private func isMasked(_ path: String) -> Bool {
+        !unmasked.contains("ALL") && !unmasked.contains(path)
+    }
+
+    /// The capability set the command gets.
+    public var effectiveCapabilities: Capabilities { privileged ? .all : capabilities }
+
+    /// The profile, parsed; nil when unconfined (or privileged).
+    public func seccompProfile() throws(UrunError) -> (profile: SeccompProfile, identity: String)? {
+        if privileged { return nil }
+        switch seccomp {
+        case .unconfined: return nil
+        case .default: return (.default, SeccompProfile.defaultIdentity)
+        case .profile(let source, let text):
+            let json: JSON
+            do {
+                json = try JSON(parsing: text)
+            } catch {
+                throw .invalid("seccomp profile \(source): not valid JSON: \(error)")
+            }
+            return (try SeccompProfile(json: json, source: source), "custom-" + String(fnv1a(text), radix: 16))
+        }
+    }
+
+    /// The compiled filter, from the cache when possible. Done in the parent,
+    /// before the clone: the child only loads it.
+    public func seccompProgram(cache: String) throws(UrunError) -> [UInt8]? {
+        guard let (profile, identity) = try seccompProfile() else { return nil }
+        return try profile.program(for: effectiveCapabilities, identity: identity, cache: cache)
+    }
+
+    /// Applies the policy to this process: the last steps before exec. With
+    /// no_new_privs the filter is loaded after the capabilities are dropped;
+    /// without it, loading a filter needs CAP_SYS_ADMIN, so it comes first.
+    public func apply(program: [UInt8]?) throws(UrunError) {
+        let caps = effectiveCapabilities
+        if noNewPrivileges {
+            try sys(.noNewPrivileges, explain: "prctl(PR_SET_NO_NEW_PRIVS, 1)") { urun_set_no_new_privs() }
+            try setCapabilities(caps)
+            if let program { try SeccompProfile.load(program) }
+        } else {
+            if let program { try SeccompProfile.load(program) }
+            try setCapabilities(caps)
+        }
+    }
+
+    private func setCapabilities(_ caps: Capabilities) throws(UrunError) {
+        try sys(.dropCapabilities, explain: "capset(\(caps.mask == Capabilities.all.mask ? "all" : caps.description)) and drop the rest from the bounding set") {
+            urun_caps_apply(caps.mask)
+        }
+    }
+
+    /// `--security-opt` values: no-new-privileges[=true|false],
+    /// seccomp=unconfined|PROFILE.json, unmask=PATH|ALL.
+    public mutating func apply(option: String, readFile: (String) throws(UrunError) -> String) throws(UrunError) {
+        let parts = option.split(separator: "=", maxSplits: 1).map(String.init)
+        let key = parts[0]
+        let value = parts.count > 1 ? parts[1] : nil
+        switch key {
+        case "no-new-privileges":
+            switch value {
+            case nil, "true": noNewPrivileges = true
+            case "false": noNewPrivileges = false
+            default: throw .usage("--security-opt no-new-privileges=\(value!): expected true or false")
+            }
+        case "seccomp":
+            guard let value, !value.isEmpty else { throw .usage("--security-opt seccomp needs =unconfined or =PROFILE.json") }
+            if value == "unconfined" {
+                seccomp = .unconfined
+            } else {
+                seccomp = .profile(source: value, text: try readFile(value))
+                _ = try seccompProfile()  // a malformed profile fails now, naming the field
+            }
+        case "unmask":
+            guard let value, !value.isEmpty else { throw .usage("--security-opt unmask needs =PATH or =ALL") }
+            unmasked += value.split(separator: ":").map(String.init)
+        case "label", "apparmor":
+            throw .usage("--security-opt \(key): urun has no SELinux or AppArmor support")
+        default:
+            throw .usage("--security-opt \(option): expected no-new-privileges, seccomp=... or unmask=...")
+        }
+    }
+}
+
+/// A 64-bit FNV-1a hash: a cache key for a custom profile's text.
+func fnv1a(_ text: String) -> UInt64 {
+    var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+    for byte in text.utf8 {
+        hash ^= UInt64(byte)
+        hash = hash &* 0x100_0000_01b3
+    }
+    return hash
+}
