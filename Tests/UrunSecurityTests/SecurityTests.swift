@@ -100,7 +100,8 @@ import UrunKernel
             "archMap": [
                 {"architecture": "SCMP_ARCH_X86_64", "subArchitectures": ["SCMP_ARCH_X86", "SCMP_ARCH_X32"]},
                 {"architecture": "SCMP_ARCH_AARCH64", "subArchitectures": ["SCMP_ARCH_ARM"]},
-                {"architecture": "SCMP_ARCH_MIPS64", "subArchitectures": ["SCMP_ARCH_MIPS", "SCMP_ARCH_MIPS64N32"]}
+                {"architecture": "SCMP_ARCH_MIPS64", "subArchitectures": ["SCMP_ARCH_MIPS", "SCMP_ARCH_MIPS64N32"]},
+                {"architecture": "SCMP_ARCH_RISCV64", "subArchitectures": null}
             ],
             "syscalls": [
                 {"names": ["accept", "read", "write", "exit_group", "getpid"], "action": "SCMP_ACT_ALLOW"},
