@@ -38,7 +38,7 @@ let package = Package(
             dependencies: ["UrunKernel", "UrunUserNS", "UrunRootfs", "UrunImage", "UrunProcess", "UrunCgroups", "UrunSecurity"]),
         .executableTarget(
             name: "urun",
-            dependencies: ["UrunCLI", "UrunContainer", "UrunKernel", "UrunCgroups", "UrunProcess", "UrunSecurity"]),
+            dependencies: ["UrunCLI", "UrunContainer", "UrunKernel", "UrunCgroups", "UrunProcess", "UrunSecurity", "UrunUserNS"]),
 
         .testTarget(name: "UrunKernelTests", dependencies: ["UrunKernel"]),
         .testTarget(name: "UrunUserNSTests", dependencies: ["UrunUserNS"]),

@@ -17,12 +17,17 @@ int urun_cap_from_name(const char *name) {
     return cap_from_name(name, &value) == 0 ? (int)value : -1;
 }
 
-int urun_caps_apply(uint64_t keep) {
+int urun_caps_bound(uint64_t keep) {
     int last = urun_cap_last();
     for (int cap = 0; cap <= last && cap < 64; cap++) {
         if (!(keep & (1ULL << cap)) && CAP_IS_SUPPORTED(cap) && cap_drop_bound(cap) != 0)
             return -1;
     }
+    return 0;
+}
+
+int urun_caps_set(uint64_t keep) {
+    int last = urun_cap_last();
     // The inheritable set stays empty (cap_init clears it): a non-root user
     // could otherwise gain capabilities from a file's inheritable bits, the
     // way docker fixed in CVE-2022-24769.

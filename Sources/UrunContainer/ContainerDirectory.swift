@@ -1,6 +1,7 @@
 import CUrunSyscalls
 import Glibc
 import UrunKernel
+import UrunUserNS
 
 /// A container's own directory: the overlay's upper and work directories,
 /// and for a kept container its config.json and log.
@@ -72,7 +73,7 @@ public final class ContainerDirectory {
     /// Removes everything of the container and releases its lock.
     public func remove() {
         guard lock >= 0 else { return }
-        if (try? removeTree(path)) == nil {
+        if (try? removeTreeAsOwner(path)) == nil {
             writeQuietly(2, "urun: could not remove \(path); the next urun will retry\n")
         }
         release()
@@ -97,7 +98,7 @@ public final class ContainerDirectory {
             let path = containers + "/" + name
             let fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
             guard fd >= 0 else { continue }
-            if flock(fd, LOCK_EX | LOCK_NB) == 0 { try? removeTree(path) }
+            if flock(fd, LOCK_EX | LOCK_NB) == 0 { try? removeTreeAsOwner(path) }
             closeQuietly(fd)
         }
     }

@@ -2,6 +2,7 @@ import UrunCgroups
 import UrunKernel
 import UrunRootfs
 import UrunSecurity
+import UrunUserNS
 
 /// What `urun create` (or `run` of a kept container) writes to config.json:
 /// everything needed to start the container again.
@@ -71,6 +72,7 @@ extension ContainerSpec {
         if let stopSignal { object["stopSignal"] = .string(stopSignal) }
         if let stopTimeout { object["stopTimeout"] = .int(stopTimeout) }
         object["security"] = security.json
+        object["userns"] = .string(userNamespace.rawValue)
         return object
     }
 
@@ -89,6 +91,7 @@ extension ContainerSpec {
         useInit = json["init"]?.bool ?? false
         stopSignal = json["stopSignal"]?.string
         stopTimeout = json["stopTimeout"]?.int
+        userNamespace = json["userns"]?.string.flatMap(UserNamespaceMode.init(rawValue:)) ?? .auto
         if let security = json["security"] { self.security = try SecurityPolicy(json: security) }
         volumes = (json["volumes"]?.array ?? []).compactMap { v in
             guard let source = v["source"]?.string, let target = v["target"]?.string else { return nil }

@@ -2,6 +2,7 @@ import UrunCgroups
 import UrunKernel
 import UrunRootfs
 import UrunSecurity
+import UrunUserNS
 
 /// How the container is connected to a network.
 public enum NetworkMode: String, Sendable, CaseIterable {
@@ -44,6 +45,8 @@ public struct ContainerSpec: Sendable {
     public var stopSignal: String?
     /// Seconds `urun stop` waits before SIGKILL (default 10).
     public var stopTimeout: Int?
+    /// How ids are mapped: subordinate ranges when the user has some (auto).
+    public var userNamespace: UserNamespaceMode = .auto
     /// Capabilities, no_new_privs, seccomp and masked paths: docker's defaults.
     public var security = SecurityPolicy()
 

@@ -1,6 +1,7 @@
 import CUrunSyscalls
 import Glibc
 import UrunKernel
+import UrunUserNS
 
 /// The containers of one user, on disk:
 ///
@@ -95,7 +96,7 @@ public struct ContainerStore: Sendable {
     /// Removes everything of a stopped container.
     public func remove(_ id: String) throws(UrunError) {
         try removeTree(runtime(id))
-        try removeTree(directory(id))
+        try removeTreeAsOwner(directory(id))
     }
 
     // MARK: locks

@@ -7,19 +7,24 @@ public struct ContainerUser: Equatable, Sendable {
     public let uid: UInt32
     public let gid: UInt32
     public let home: String
+    /// Supplementary groups as initgroups(3) sets them: the primary group,
+    /// then those /etc/group lists the user in (with subordinate ids only).
+    public var groups: [UInt32] = []
 
     public static let root = ContainerUser(uid: 0, gid: 0, home: "/root")
 
     /// Resolves `spec` ("1000", "1000:100", "app", "app:staff") against the
-    /// passwd and group files of the root at `rootfs`, read without following
-    /// any symlink out of it.
-    public static func resolve(_ spec: String?, rootfs: String) throws(UrunError) -> ContainerUser {
+    /// image's passwd and group files, which `readFile` reads from the image
+    /// (never following a symlink out of it).
+    public static func resolve(_ spec: String?, readFile: (String) -> String?) throws(UrunError) -> ContainerUser {
+        let passwd = readFile("/etc/passwd").map(PasswdEntry.parse) ?? []
+        let groupFile = readFile("/etc/group").map(GroupEntry.parse) ?? []
         guard let spec, !spec.isEmpty else {
-            let passwd = readInImage(rootfs, "/etc/passwd").map(PasswdEntry.parse) ?? []
-            return ContainerUser(uid: 0, gid: 0, home: passwd.first(where: { $0.uid == 0 })?.home ?? "/root")
+            let entry = passwd.first(where: { $0.uid == 0 })
+            return ContainerUser(
+                uid: 0, gid: 0, home: entry?.home ?? "/root", groups: groups(of: entry?.name ?? "root", gid: 0, in: groupFile))
         }
         let parts = spec.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
-        let passwd = readInImage(rootfs, "/etc/passwd").map(PasswdEntry.parse) ?? []
         let entry: PasswdEntry?
         let uid: UInt32
         if let number = UInt32(parts[0]) {
@@ -37,14 +42,24 @@ public struct ContainerUser: Equatable, Sendable {
             if let number = UInt32(parts[1]) {
                 gid = number
             } else {
-                let groups = readInImage(rootfs, "/etc/group").map(GroupEntry.parse) ?? []
-                guard let group = groups.first(where: { $0.name == parts[1] }) else {
+                guard let group = groupFile.first(where: { $0.name == parts[1] }) else {
                     throw .invalid("unable to find group \(parts[1]): no matching entries in the image's /etc/group")
                 }
                 gid = group.gid
             }
         }
-        return ContainerUser(uid: uid, gid: gid, home: entry?.home ?? "/")
+        return ContainerUser(
+            uid: uid, gid: gid, home: entry?.home ?? "/", groups: groups(of: entry?.name, gid: gid, in: groupFile))
+    }
+
+    /// Resolves `spec` in the root directory `rootfs` (a running container's "/").
+    public static func resolve(_ spec: String?, rootfs: String) throws(UrunError) -> ContainerUser {
+        try resolve(spec) { readInImage(rootfs, $0) }
+    }
+
+    static func groups(of name: String?, gid: UInt32, in entries: [GroupEntry]) -> [UInt32] {
+        guard let name else { return [gid] }
+        return [gid] + entries.filter { $0.members.contains(name) && $0.gid != gid }.map(\.gid)
     }
 
     /// A small file of the image, read through an in-root resolution of its

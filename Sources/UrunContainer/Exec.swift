@@ -69,6 +69,8 @@ extension Containers {
         if let mapped = mappedUID, user.uid != mapped {
             throw .invalid("urun exec -u: only uid \(mapped) is mapped in this container (it has no subordinate ids)")
         }
+        // With subordinate ids, setns(2) made us root inside: the child switches.
+        let switchTo = mappedUID == nil ? user : nil
         var hostname = [CChar](repeating: 0, count: 256)
         gethostname(&hostname, 255)
         let environment = ContainerEnvironment.build(
@@ -97,13 +99,16 @@ extension Containers {
                     try sys(.openPty) { urun_send_fd(ptySocket[1], pty.master) }
                     closeQuietly(pty.master)
                     try pty.attachAsControllingTerminal()
+                    if let user = switchTo { fchown(pty.slave, user.uid, user.gid) }
                     closeQuietly(pty.slave)
                 }
                 try sys(.changeDirectory, path: directory) { chdir(directory) }
                 // setns(2) gave every capability of the container's user
                 // namespace: the container's policy takes them back.
                 try execCommand(options.command, environment: environment) { () throws(UrunError) in
-                    try security.apply(program: seccomp)
+                    try security.apply(program: seccomp) { () throws(UrunError) in
+                        if let user = switchTo { try switchUser(uid: user.uid, gid: user.gid, groups: user.groups) }
+                    }
                 }
             } catch {
                 channel.fail(error)

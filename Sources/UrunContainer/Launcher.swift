@@ -80,7 +80,10 @@ public struct Launcher {
         // PID 1 from birth); the child makes the others while urun writes the maps.
         var early: Namespaces = [.uts, .ipc]
         if spec.network.ownNamespace { early.insert(.network) }
-        let idMap = IDMap.single(hostUID: getuid(), hostGID: getgid(), uid: user.uid, gid: user.gid)
+        // With subordinate ids the caller is root inside and the child
+        // switches to the user; with one id, the caller's id is the user's.
+        let subordinate = try IDMap.subordinateForCaller(spec.userNamespace)
+        let idMap = subordinate ?? IDMap.single(hostUID: getuid(), hostGID: getgid(), uid: user.uid, gid: user.gid)
         let windowSize = spec.tty ? (WindowSize.of(0) ?? WindowSize.of(1)) : nil
 
         // The child hands its pty master back over this socket (SCM_RIGHTS).
@@ -116,7 +119,7 @@ public struct Launcher {
             let setup = ChildSetup(
                 spec: spec, plan: plan, hostname: hostname, environment: environment,
                 workingDirectory: workingDirectory, windowSize: windowSize, ptySocket: ptySocket[1], io: io,
-                seccomp: seccomp)
+                seccomp: seccomp, switchTo: subordinate == nil ? nil : user)
             do throws(UrunError) {
                 try setup.run(channel)
             } catch {
@@ -180,6 +183,8 @@ struct ChildSetup {
     let ptySocket: CInt
     let io: ContainerIO
     let seccomp: [UInt8]?
+    /// The user to become with setuid(2), when the map has subordinate ids.
+    let switchTo: ContainerUser?
 
     func run(_ channel: ChildChannel) throws(UrunError) -> Never {
         // urun's own cgroup (or the container's, which urun just moved it to)
@@ -202,7 +207,11 @@ struct ChildSetup {
             chdir(workingDirectory)
         }
         let command = spec.effectiveCommand
-        let confine = { () throws(UrunError) in try spec.security.apply(program: seccomp) }
+        let confine = { () throws(UrunError) in
+            try spec.security.apply(program: seccomp) { () throws(UrunError) in
+                if let user = switchTo { try switchUser(uid: user.uid, gid: user.gid, groups: user.groups) }
+            }
+        }
         if spec.useInit {
             // urun as PID 1 lives under the container's policy too, as docker-init does.
             try confine()
@@ -230,6 +239,8 @@ struct ChildSetup {
         try sys(.openPty, explain: "sendmsg(SCM_RIGHTS: pty master → urun)") { urun_send_fd(ptySocket, pty.master) }
         closeQuietly(pty.master)
         try pty.attachAsControllingTerminal()
+        // The terminal belongs to the user the command runs as, as a login's does.
+        if let user = switchTo { fchown(pty.slave, user.uid, user.gid) }
         closeQuietly(pty.slave)
     }
 }

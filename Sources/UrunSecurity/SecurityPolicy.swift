@@ -68,25 +68,31 @@ public struct SecurityPolicy: Equatable, Sendable {
         return try profile.program(for: effectiveCapabilities, identity: identity, cache: cache)
     }
 
-    /// Applies the policy to this process: the last steps before exec. With
-    /// no_new_privs the filter is loaded after the capabilities are dropped;
-    /// without it, loading a filter needs CAP_SYS_ADMIN, so it comes first.
-    public func apply(program: [UInt8]?) throws(UrunError) {
+    /// Applies the policy to this process: the last steps before exec.
+    /// `becomeUser` switches to the container's user where that takes
+    /// setuid(2) (with subordinate ids): after the bounding set is cut, while
+    /// CAP_SETUID is still held. Leaving uid 0 clears the effective and
+    /// permitted sets, so a non-root user keeps none.
+    ///
+    /// With no_new_privs the filter is loaded last; without it, loading a
+    /// filter needs CAP_SYS_ADMIN, so it comes before the capabilities go.
+    public func apply(program: [UInt8]?, becomeUser: () throws(UrunError) -> Void = {}) throws(UrunError) {
         let caps = effectiveCapabilities
         if noNewPrivileges {
             try sys(.noNewPrivileges, explain: "prctl(PR_SET_NO_NEW_PRIVS, 1)") { urun_set_no_new_privs() }
-            try setCapabilities(caps)
-            if let program { try SeccompProfile.load(program) }
-        } else {
-            if let program { try SeccompProfile.load(program) }
-            try setCapabilities(caps)
         }
+        try sys(.dropCapabilities, explain: "prctl(PR_CAPBSET_DROP) for each capability but \(describe(caps))") {
+            urun_caps_bound(caps.mask)
+        }
+        if !noNewPrivileges, let program { try SeccompProfile.load(program) }
+        try becomeUser()
+        let kept = geteuid() == 0 ? caps : Capabilities(mask: 0)
+        try sys(.dropCapabilities, explain: "capset(\(describe(kept)))") { urun_caps_set(kept.mask) }
+        if noNewPrivileges, let program { try SeccompProfile.load(program) }
     }
 
-    private func setCapabilities(_ caps: Capabilities) throws(UrunError) {
-        try sys(.dropCapabilities, explain: "capset(\(caps.mask == Capabilities.all.mask ? "all" : caps.description)) and drop the rest from the bounding set") {
-            urun_caps_apply(caps.mask)
-        }
+    private func describe(_ caps: Capabilities) -> String {
+        caps.mask == Capabilities.all.mask ? "all" : caps.mask == 0 ? "none" : caps.description
     }
 
     /// `--security-opt` values: no-new-privileges[=true|false],

@@ -58,19 +58,34 @@ public struct IDMap: Equatable, Sendable {
     }
 
     /// Writes the maps of the process `pid`, which sits in a new user namespace
-    /// and waits for us. For a single mapping: setgroups "deny" first (the kernel
-    /// requires it before an unprivileged gid_map), then uid_map and gid_map.
+    /// and waits for us. A map of the caller's own ids (or any map, for real
+    /// root) is written directly: setgroups "deny" first, which the kernel
+    /// requires before an unprivileged gid_map. Subordinate ranges go through
+    /// the setuid helpers newuidmap and newgidmap, run side by side; they
+    /// leave setgroups allowed, so that su and apt can use groups inside.
     public func write(for pid: pid_t) throws(UrunError) {
         let proc = "/proc/\(pid)"
-        // Real root may write any map itself; everyone else only its own ids.
-        guard getuid() == 0 || isWritableByCaller(uid: getuid(), gid: getgid()) else {
-            throw .invalid("mapping ids other than your own needs newuidmap/newgidmap")
+        if getuid() == 0 || isWritableByCaller(uid: getuid(), gid: getgid()) {
+            if gids.count == 1 && getuid() != 0 {
+                try writeProcFile(proc + "/setgroups", "deny", step: .denySetgroups)
+            }
+            try writeProcFile(proc + "/uid_map", Self.text(uids), step: .writeUIDMap)
+            try writeProcFile(proc + "/gid_map", Self.text(gids), step: .writeGIDMap)
+            return
         }
-        if gids.count == 1 {
-            try writeProcFile(proc + "/setgroups", "deny", step: .denySetgroups)
+        guard let newuidmap = SubordinateIDs.helper("newuidmap"), let newgidmap = SubordinateIDs.helper("newgidmap") else {
+            throw .invalid("mapping subordinate ids needs newuidmap and newgidmap (Debian: apt-get install uidmap)")
         }
-        try writeProcFile(proc + "/uid_map", Self.text(uids), step: .writeUIDMap)
-        try writeProcFile(proc + "/gid_map", Self.text(gids), step: .writeGIDMap)
+        func arguments(_ ranges: [IDRange]) -> [String] {
+            ranges.flatMap { [String($0.inside), String($0.outside), String($0.count)] }
+        }
+        let uidHelper = try HelperProcess(
+            .runNewuidmap, [newuidmap, String(pid)] + arguments(uids))
+        let gidHelper = try HelperProcess(.runNewgidmap, [newgidmap, String(pid)] + arguments(gids))
+        let uidResult = uidHelper.wait()
+        let gidResult = gidHelper.wait()
+        try uidResult.get()
+        try gidResult.get()
     }
 
     private func writeProcFile(_ path: String, _ text: String, step: Step) throws(UrunError) {

@@ -146,3 +146,37 @@ public struct NamespacedChild: Sendable {
         closeQuietly(reportFD)
     }
 }
+
+/// Runs `body` in a child process that is root of a new user namespace
+/// mapped by `idMap`: files owned by any mapped id are its own there. For
+/// unpacking image layers with their owners, and removing what containers
+/// wrote as other users. The caller must be single-threaded (see above).
+public func runInUserNamespace(_ idMap: IDMap, _ body: () throws(UrunError) -> Void) throws(UrunError) {
+    let child = try cloneIntoNamespaces([.user], idMap: idMap) { channel in
+        do throws(UrunError) {
+            try body()
+        } catch {
+            channel.fail(error)
+        }
+        _exit(0)
+    }
+    defer { closeQuietly(child.pidfd) }
+    var failure: UrunError?
+    do throws(UrunError) { try child.awaitExec() } catch { failure = error }
+    var status: CInt = 0
+    while waitpid(child.pid, &status, 0) < 0 && errno == EINTR {}
+    if let failure { throw failure }
+    guard status == 0 else { throw .invalid("a helper process in the user namespace died (status \(status))") }
+}
+
+/// removeTree, and where the caller may not remove something that a
+/// container wrote as another of its users, the same inside the caller's
+/// subordinate mapping.
+public func removeTreeAsOwner(_ path: String) throws(UrunError) {
+    do {
+        try removeTree(path)
+    } catch {
+        guard getuid() != 0, let map = try? IDMap.subordinateForCaller(.auto) else { throw error }
+        try runInUserNamespace(map) { () throws(UrunError) in try removeTree(path) }
+    }
+}

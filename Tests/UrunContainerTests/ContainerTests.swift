@@ -47,11 +47,16 @@ import UrunKernel
         try makeDirectories(root + "/etc", mode: 0o755)
         defer { try? removeTree(root) }
         try writeFile(root + "/etc/passwd", "root:x:0:0::/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n")
-        try writeFile(root + "/etc/group", "root:x:0:\nstaff:x:50:\n")
-        #expect(try ContainerUser.resolve(nil, rootfs: root) == .root)
-        #expect(try ContainerUser.resolve("app", rootfs: root) == ContainerUser(uid: 1000, gid: 1000, home: "/home/app"))
+        try writeFile(root + "/etc/group", "root:x:0:\nstaff:x:50:app\n")
+        let root0 = try ContainerUser.resolve(nil, rootfs: root)
+        #expect(root0.uid == 0 && root0.gid == 0 && root0.home == "/root" && root0.groups == [0])
+        let app = try ContainerUser.resolve("app", rootfs: root)
+        #expect(app.uid == 1000 && app.gid == 1000 && app.home == "/home/app")
+        #expect(app.groups == [1000, 50], "initgroups: the primary group, then the ones that list app")
         #expect(try ContainerUser.resolve("app:staff", rootfs: root).gid == 50)
-        #expect(try ContainerUser.resolve("4242", rootfs: root) == ContainerUser(uid: 4242, gid: 0, home: "/"))
+        #expect(try ContainerUser.resolve("app:staff", rootfs: root).groups == [50])
+        let number = try ContainerUser.resolve("4242", rootfs: root)
+        #expect(number.uid == 4242 && number.gid == 0 && number.home == "/" && number.groups == [0])
         #expect(try ContainerUser.resolve("4242:7", rootfs: root).gid == 7)
         #expect(throws: UrunError.self) { try ContainerUser.resolve("nobody", rootfs: root) }
         #expect(throws: UrunError.self) { try ContainerUser.resolve("app:nogroup", rootfs: root) }

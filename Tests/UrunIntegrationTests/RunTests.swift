@@ -7,15 +7,36 @@ import Testing
     let h = Harness.shared
 
     @Test func rootInsideMappedToTheCaller() throws {
-        let result = h.urun([h.image(), "sh", "-c", "id -u; id -g; cat /proc/self/uid_map /proc/self/gid_map"])
-        #expect(result.status == 0, "\(result)")
         let uid = h.user?.uid ?? getuid()
         let gid = h.user?.gid ?? getgid()
-        #expect(result.lines.count == 4)
-        #expect(result.lines.first == "0")
-        #expect(result.lines.dropFirst().first == "0")
-        #expect(result.lines[2].split(separator: " ") == ["0", "\(uid)", "1"])
-        #expect(result.lines[3].split(separator: " ") == ["0", "\(gid)", "1"])
+        let single = h.urun(["--userns", "single", h.image(), "sh", "-c", "id -u; id -g; cat /proc/self/uid_map /proc/self/gid_map"])
+        #expect(single.status == 0, "\(single)")
+        #expect(single.lines.count == 4)
+        #expect(single.lines.first == "0")
+        #expect(single.lines.dropFirst().first == "0")
+        #expect(single.lines[2].split(separator: " ") == ["0", "\(uid)", "1"])
+        #expect(single.lines[3].split(separator: " ") == ["0", "\(gid)", "1"])
+    }
+
+    @Test func subordinateIDsAreMappedWhenGranted() throws {
+        guard let range = h.subordinateRange else {
+            print("RunTests: \(h.user?.name ?? "this user") has no range in /etc/subuid and /etc/subgid, or uidmap is missing: the subordinate mapping is not checked")
+            return
+        }
+        let uid = h.user?.uid ?? getuid()
+        let result = h.urun([h.image(), "sh", "-c", "cat /proc/self/uid_map; touch /tmp/f && chown 100:50 /tmp/f && stat -c '%u %g' /tmp/f; su app -c id; id"])
+        #expect(result.status == 0, "\(result)")
+        #expect(result.lines.count == 5, "\(result)")
+        #expect(result.lines[0].split(separator: " ") == ["0", "\(uid)", "1"])
+        #expect(result.lines[1].split(separator: " ") == ["1", "\(range.start)", "\(range.count)"])
+        #expect(result.lines[2] == "100 50", "chown to another user works")
+        #expect(result.lines[3] == "uid=1000(app) gid=1000(app) groups=50(staff),1000(app)", "su switches users")
+        #expect(result.lines[4] == "uid=0(root) gid=0(root) groups=0(root)")
+        let user = h.urun(["--user", "app", h.image(), "sh", "-c", "id; grep CapEff /proc/self/status"])
+        #expect(user.lines.first == "uid=1000(app) gid=1000(app) groups=50(staff),1000(app)", "\(user)")
+        #expect(user.lines.last?.hasSuffix("0000000000000000") == true)
+        let required = h.urun(["--userns", "subids", h.image(), "true"])
+        #expect(required.status == 0, "\(required)")
     }
 
     @Test func commandIsPID1AndSeesOnlyItsOwnProcesses() {
@@ -89,7 +110,7 @@ import Testing
     }
 
     @Test func explainNarratesEveryStepInOrder() {
-        let result = h.urun(["--explain", h.image(), "true"])
+        let result = h.urun(["--explain", "--userns", "single", h.image(), "true"])
         #expect(result.status == 0, "\(result)")
         // The child's early unshare runs while urun writes the maps, so its line
         // may come anywhere among them; everything else is strictly ordered.
@@ -109,6 +130,13 @@ import Testing
             position = found.upperBound
         }
         #expect(result.stderr.contains("user_namespaces(7)"))
+        if h.subordinateRange != nil {
+            // With subordinate ids, the setuid helpers write the maps.
+            let mapped = h.urun(["--explain", h.image(), "true"])
+            #expect(mapped.stderr.contains("newuidmap "), "\(mapped)")
+            #expect(mapped.stderr.contains("newgidmap "), "\(mapped)")
+            #expect(!mapped.stderr.contains("/setgroups \"deny\""), "su and apt need setgroups(2)")
+        }
         let json = h.urun(["--explain=json", h.image(), "true"])
         let firstLine = json.stderr.split(separator: "\n").first ?? ""
         #expect(firstLine.hasPrefix("{\"phase\":"), "\(json)")

@@ -10,10 +10,11 @@
 int urun_cap_last(void);
 /// A capability number from a name such as "cap_chown" or "chown"; -1 if unknown.
 int urun_cap_from_name(const char *name);
-/// Keeps exactly the capabilities in `keep` (a bit per number): drops the
-/// others from the bounding set, sets the effective and permitted sets to
-/// `keep`, and clears the inheritable and ambient sets.
-int urun_caps_apply(uint64_t keep);
+/// Drops every capability not in `keep` (a bit per number) from the bounding set.
+int urun_caps_bound(uint64_t keep);
+/// Sets the effective and permitted sets to `keep`, and clears the
+/// inheritable and ambient sets.
+int urun_caps_set(uint64_t keep);
 /// The effective set of this process, as a bit mask.
 uint64_t urun_caps_effective(void);
 

@@ -6,6 +6,7 @@ import UrunKernel
 import UrunProcess
 import UrunRootfs
 import UrunSecurity
+import UrunUserNS
 
 /// The options that describe a container, shared by `run` and `create`.
 enum ContainerOptions {
@@ -25,6 +26,7 @@ enum ContainerOptions {
         OptionSpec("init", help: "Run a minimal init as PID 1 that reaps zombies and forwards signals"),
         OptionSpec("stop-signal", value: "SIGNAL", help: "Signal `urun stop` sends first (default SIGTERM)"),
         OptionSpec("stop-timeout", value: "SECONDS", help: "Seconds `urun stop` waits before SIGKILL (default 10)"),
+        OptionSpec("userns", value: "MODE", help: "auto (subordinate ids from /etc/subuid when granted; the default), subids (require them), or single (only your own id)", choices: UserNamespaceMode.allCases.map(\.rawValue)),
         OptionSpec("cap-add", value: "CAP", help: "Add a capability (CHOWN or CAP_CHOWN; ALL for every one)", repeatable: true),
         OptionSpec("cap-drop", value: "CAP", help: "Drop a capability from docker's default 14 (ALL for every one)", repeatable: true),
         OptionSpec("privileged", help: "Every capability, no seccomp filter, no masked paths (still rootless)"),
@@ -84,6 +86,12 @@ enum ContainerOptions {
         spec.stopTimeout = try arguments.int("stop-timeout")
         spec.limits = try limits(from: arguments)
         spec.security = try security(from: arguments)
+        if let mode = arguments.value("userns") {
+            guard let parsed = UserNamespaceMode(rawValue: mode) else {
+                throw UrunError.usage("--userns \(mode): expected auto, subids or single")
+            }
+            spec.userNamespace = parsed
+        }
         spec.useInit = arguments.flag("init")
         spec.tty = arguments.flag("tty")
         spec.interactive = arguments.flag("interactive")

@@ -87,6 +87,26 @@ final class Harness: Sendable {
     /// The uid urun runs as.
     var uid: UInt32 { user?.uid ?? getuid() }
 
+    /// The test user's first subordinate uid range, when /etc/subuid and
+    /// /etc/subgid grant one and newuidmap is installed: urun then maps it.
+    var subordinateRange: (start: UInt32, count: UInt32)? {
+        guard access("/usr/bin/newuidmap", X_OK) == 0, access("/usr/bin/newgidmap", X_OK) == 0 else { return nil }
+        let name = user?.name ?? Harness.sh("id -un").stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let uid = self.uid
+        func first(_ file: String) -> (UInt32, UInt32)? {
+            let text = (try? String(contentsOfFile: file, encoding: .utf8)) ?? ""
+            for line in text.split(separator: "\n") {
+                let f = line.split(separator: ":")
+                if f.count == 3, f[0] == name || f[0] == String(uid), let start = UInt32(f[1]), let count = UInt32(f[2]) {
+                    return (start, count)
+                }
+            }
+            return nil
+        }
+        guard let uids = first("/etc/subuid"), first("/etc/subgid") != nil else { return nil }
+        return (uids.0, uids.1)
+    }
+
     /// A fixture image by name ("busybox.tar", "busybox.tar.zst", ...).
     func image(_ name: String = "busybox.tar") -> String { fixtures + "/" + name }
 

@@ -1,0 +1,110 @@
+import Glibc
+import UrunKernel
+
+/// The ranges /etc/subuid and /etc/subgid grant a user (subuid(5)): lines
+/// `name:start:count`, or `uid:start:count`.
+public struct SubordinateIDs: Equatable, Sendable {
+    public struct Range: Equatable, Sendable {
+        public let start: UInt32
+        public let count: UInt32
+    }
+
+    public let uids: [Range]
+    public let gids: [Range]
+
+    /// The ranges of the user `name`/`uid` in the two files' text; nil unless both grant some.
+    public static func parse(subuid: String, subgid: String, name: String?, uid: UInt32) -> SubordinateIDs? {
+        let uids = ranges(in: subuid, name: name, id: uid)
+        let gids = ranges(in: subgid, name: name, id: uid)
+        guard !uids.isEmpty, !gids.isEmpty else { return nil }
+        return SubordinateIDs(uids: uids, gids: gids)
+    }
+
+    static func ranges(in text: String, name: String?, id: UInt32) -> [Range] {
+        text.split(separator: "\n").compactMap { line in
+            let f = line.split(separator: ":", omittingEmptySubsequences: false)
+            guard f.count == 3, f[0] == String(id) || (name != nil && f[0] == name!),
+                let start = UInt32(f[1]), let count = UInt32(f[2]), count > 0
+            else { return nil }
+            return Range(start: start, count: count)
+        }
+    }
+
+    /// The calling user's ranges, read from /etc/subuid and /etc/subgid.
+    public static func ofCaller() -> SubordinateIDs? {
+        guard let subuid = try? readText("/etc/subuid"), let subgid = try? readText("/etc/subgid") else { return nil }
+        return parse(subuid: subuid, subgid: subgid, name: callerName(), uid: getuid())
+    }
+
+    /// The caller's login name, from /etc/passwd (a static binary has no NSS).
+    static func callerName() -> String? {
+        let entries = (try? readText("/etc/passwd")).map(PasswdEntry.parse) ?? []
+        return entries.first { $0.uid == getuid() }?.name
+    }
+
+    /// newuidmap/newgidmap (Debian's uidmap package), found in the usual places.
+    public static func helper(_ name: String) -> String? {
+        for directory in ["/usr/bin", "/bin", "/usr/local/bin", "/usr/sbin"] {
+            let path = directory + "/" + name
+            if access(path, X_OK) == 0 { return path }
+        }
+        return nil
+    }
+}
+
+/// How a container's user namespace maps ids (`--userns`).
+public enum UserNamespaceMode: String, Sendable, CaseIterable {
+    /// Subordinate ranges when /etc/subuid grants some and newuidmap is
+    /// installed; otherwise the caller's own id only.
+    case auto
+    /// Subordinate ranges, or an error that says how to get them.
+    case subids
+    /// The caller's own uid and gid only.
+    case single
+}
+
+extension IDMap {
+    /// Root inside is the caller; ids 1 and up are the subordinate ranges, in order.
+    public static func subordinate(hostUID: UInt32, hostGID: UInt32, _ ids: SubordinateIDs) -> IDMap {
+        func lines(_ own: UInt32, _ ranges: [SubordinateIDs.Range]) -> [IDRange] {
+            var inside: UInt32 = 1
+            var result = [IDRange(inside: 0, outside: own, count: 1)]
+            for range in ranges {
+                result.append(IDRange(inside: inside, outside: range.start, count: range.count))
+                inside += range.count
+            }
+            return result
+        }
+        return IDMap(uids: lines(hostUID, ids.uids), gids: lines(hostGID, ids.gids))
+    }
+
+    /// The map for the caller in `mode`: nil means the single mapping (whose
+    /// inside id depends on the container's user).
+    public static func subordinateForCaller(_ mode: UserNamespaceMode) throws(UrunError) -> IDMap? {
+        // Real root maps ids itself and needs no ranges: it keeps the single map unless asked.
+        if mode == .single || (mode == .auto && getuid() == 0) { return nil }
+        let ids = SubordinateIDs.ofCaller()
+        let helpers = getuid() == 0 || (SubordinateIDs.helper("newuidmap") != nil && SubordinateIDs.helper("newgidmap") != nil)
+        if let ids, helpers { return .subordinate(hostUID: getuid(), hostGID: getgid(), ids) }
+        guard mode == .subids else { return nil }
+        let who = SubordinateIDs.callerName() ?? String(getuid())
+        if ids == nil {
+            throw .invalid(
+                "--userns subids: /etc/subuid and /etc/subgid grant \(who) no range; as root: usermod --add-subuids 100000-165535 --add-subgids 100000-165535 \(who)")
+        }
+        throw .invalid("--userns subids: newuidmap and newgidmap are not installed (Debian: apt-get install uidmap)")
+    }
+
+    /// Whether the map has more than the caller's own id: ids other than root
+    /// exist inside, and a process switches to them with setuid(2).
+    public var hasSubordinateIDs: Bool { uids.count > 1 || gids.count > 1 || uids.first.map { $0.count > 1 } ?? false }
+
+    /// A short name for the map, for cache entries unpacked under it.
+    public var identity: String {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in (Self.text(uids) + "/" + Self.text(gids)).utf8 {
+            hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3
+        }
+        return String(hash, radix: 16)
+    }
+}
