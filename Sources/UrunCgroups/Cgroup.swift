@@ -65,10 +65,14 @@ public struct Cgroup: Equatable, Sendable, CustomStringConvertible {
 
     /// Removes the cgroup once its last process is gone. A cgroup stays
     /// populated for a moment after its processes are reaped, hence the retries.
+    /// Removes the (empty) cgroup. Processes that are still dying (the
+    /// kernel kills a PID namespace's last ones after its PID 1) are killed
+    /// through cgroup.kill and waited for, up to two seconds.
     public func remove() throws(UrunError) {
-        for attempt in 0..<200 {
+        for attempt in 0..<2000 {
             if rmdir(path) == 0 || errno == ENOENT { return }
-            guard errno == EBUSY, attempt < 199 else { break }
+            guard errno == EBUSY, attempt < 1999 else { break }
+            if attempt == 0 { try? write("cgroup.kill", "1", step: .killCgroup) }
             usleep(1000)
         }
         throw .kernel(.removeCgroup, path: path, .current)

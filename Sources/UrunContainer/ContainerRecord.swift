@@ -1,4 +1,5 @@
 import UrunCgroups
+import UrunImage
 import UrunKernel
 import UrunRootfs
 import UrunSecurity
@@ -10,22 +11,22 @@ public struct ContainerRecord: Sendable {
     public var id: String
     public var name: String
     public var created: Timestamp
-    /// The image's rootfs directory in the cache (the overlay's lower layer).
-    public var rootfs: String
-    public var digest: String?
+    /// The image's id in the cache; nil for a directory used as the root.
+    public var imageID: String?
+    /// The directory, for a directory image.
+    public var rootfsDirectory: String?
     public var spec: ContainerSpec
     /// --rm: remove the container when it exits.
     public var autoRemove: Bool
 
     public init(
-        id: String, name: String, created: Timestamp, rootfs: String, digest: String?, spec: ContainerSpec,
-        autoRemove: Bool
+        id: String, name: String, created: Timestamp, image: Image, spec: ContainerSpec, autoRemove: Bool
     ) {
         self.id = id
         self.name = name
         self.created = created
-        self.rootfs = rootfs
-        self.digest = digest
+        self.imageID = image.id
+        self.rootfsDirectory = image.id == nil ? image.layerPaths.first : nil
         self.spec = spec
         self.autoRemove = autoRemove
     }
@@ -33,21 +34,24 @@ public struct ContainerRecord: Sendable {
     public var json: JSON {
         var object = JSON.object([
             ("id", .string(id)), ("name", .string(name)), ("created", .string(created.rfc3339)),
-            ("image", .string(spec.image)), ("rootfs", .string(rootfs)), ("autoRemove", .bool(autoRemove)),
-            ("spec", spec.json),
+            ("image", .string(spec.image)), ("autoRemove", .bool(autoRemove)), ("spec", spec.json),
         ])
-        if let digest { object["digest"] = .string(digest) }
+        if let imageID { object["imageID"] = .string(imageID) }
+        if let rootfsDirectory { object["rootfsDirectory"] = .string(rootfsDirectory) }
         return object
     }
 
     public init(json: JSON) throws(UrunError) {
         guard let id = json["id"]?.string, let name = json["name"]?.string,
-            let created = json["created"]?.string.flatMap(Timestamp.init(rfc3339:)),
-            let rootfs = json["rootfs"]?.string, let spec = json["spec"]
+            let created = json["created"]?.string.flatMap(Timestamp.init(rfc3339:)), let spec = json["spec"]
         else { throw .invalid("a container's config.json is incomplete") }
-        self.init(
-            id: id, name: name, created: created, rootfs: rootfs, digest: json["digest"]?.string,
-            spec: try ContainerSpec(json: spec), autoRemove: json["autoRemove"]?.bool ?? false)
+        self.id = id
+        self.name = name
+        self.created = created
+        self.imageID = json["imageID"]?.string
+        self.rootfsDirectory = json["rootfsDirectory"]?.string
+        self.spec = try ContainerSpec(json: spec)
+        self.autoRemove = json["autoRemove"]?.bool ?? false
     }
 }
 
@@ -57,6 +61,7 @@ extension ContainerSpec {
             ("image", .string(image)),
             ("command", .array(command.map(JSON.string))),
             ("env", .array(environment.map(JSON.string))),
+            ("imageEnv", .array(imageEnvironment.map(JSON.string))),
             ("readOnly", .bool(readOnly)),
             ("network", .string(network.rawValue)),
             ("tty", .bool(tty)),
@@ -71,6 +76,7 @@ extension ContainerSpec {
         if let hostname { object["hostname"] = .string(hostname) }
         if let stopSignal { object["stopSignal"] = .string(stopSignal) }
         if let stopTimeout { object["stopTimeout"] = .int(stopTimeout) }
+        if let platform { object["platform"] = .string(platform) }
         object["security"] = security.json
         object["userns"] = .string(userNamespace.rawValue)
         return object
@@ -81,6 +87,8 @@ extension ContainerSpec {
         self.init(image: image)
         command = json["command"]?.strings ?? []
         environment = json["env"]?.strings ?? []
+        imageEnvironment = json["imageEnv"]?.strings ?? []
+        platform = json["platform"]?.string
         workingDirectory = json["workdir"]?.string
         user = json["user"]?.string
         hostname = json["hostname"]?.string

@@ -1,4 +1,5 @@
 import UrunCgroups
+import UrunImage
 import UrunKernel
 import UrunRootfs
 import UrunSecurity
@@ -20,8 +21,14 @@ public enum NetworkMode: String, Sendable, CaseIterable {
 /// line; passed by value from the CLI to the launcher.
 public struct ContainerSpec: Sendable {
     public var image: String
-    /// The command and its arguments; empty means the default shell.
+    /// The command and its arguments; empty means the image's (or a shell).
     public var command: [String] = []
+    /// --entrypoint: replaces the image's entrypoint ([] clears it).
+    public var entrypoint: [String]?
+    /// --platform: which image of a multi-platform archive.
+    public var platform: String?
+    /// The image's own environment (its config's Env), below -e.
+    public var imageEnvironment: [String] = []
     /// KEY=VALUE pairs from -e and --env-file, in order.
     public var environment: [String] = []
     public var workingDirectory: String?
@@ -54,7 +61,31 @@ public struct ContainerSpec: Sendable {
         self.image = image
     }
 
-    /// docker runs the image's CMD; a plain rootfs tarball has none, so a
-    /// shell, as `docker run -it alpine` gives one.
+    /// The command to run once `resolved(with:)` has merged the image's:
+    /// a plain rootfs tarball has none, so a shell, as `docker run -it alpine` gives one.
     public var effectiveCommand: [String] { command.isEmpty ? ["/bin/sh"] : command }
+
+    /// The map of the container's user namespace: subordinate ids, or nil
+    /// for the single mapping of the caller's own ids.
+    public func subordinateMapping() throws(UrunError) -> IDMap? {
+        try IDMap.subordinateForCaller(userNamespace)
+    }
+
+    /// The spec with the image's configuration filled in where the command
+    /// line said nothing, as docker does: Entrypoint + Cmd (`--entrypoint`
+    /// drops the image's Cmd, a command replaces it), Env below -e,
+    /// WorkingDir, User and StopSignal.
+    public func resolved(with config: ImageConfig?) -> ContainerSpec {
+        var spec = self
+        let entry = entrypoint ?? config?.entrypoint ?? []
+        let arguments = !command.isEmpty ? command : (entrypoint != nil ? [] : config?.cmd ?? [])
+        spec.command = entry + arguments
+        spec.entrypoint = nil
+        guard let config else { return spec }
+        spec.imageEnvironment = config.env
+        spec.workingDirectory = workingDirectory ?? config.workingDir
+        spec.user = user ?? config.user
+        spec.stopSignal = stopSignal ?? config.stopSignal
+        return spec
+    }
 }

@@ -23,16 +23,17 @@ public struct Containers: Sendable {
 
     /// `urun create`: the container's record and directory, status "created".
     public func create(_ spec: ContainerSpec, name: String?, autoRemove: Bool) throws(UrunError) -> ContainerRecord {
-        let image = try ImageStore(directory: store.paths.cache).rootfs(for: spec.image, showProgress: true)
-        _ = try ContainerUser.resolve(spec.user, rootfs: image.path)  // an unknown user fails now, not at start
+        let image = try ImageStore(directory: store.paths.cache, mapping: try spec.subordinateMapping())
+            .image(for: spec.image, platform: spec.platform, showProgress: true)
+        let spec = spec.resolved(with: image.config)
+        _ = try ContainerUser.resolve(spec.user) { image.readFile($0) }  // an unknown user fails now, not at start
         let names = try store.lockNames()
         defer { closeQuietly(names) }
         let chosen = try store.name(requested: name)
         let directory = ContainerDirectory(in: store.dataDirectory)
         try directory.create()
         let record = ContainerRecord(
-            id: directory.id, name: chosen, created: .now(), rootfs: image.path, digest: image.digest, spec: spec,
-            autoRemove: autoRemove)
+            id: directory.id, name: chosen, created: .now(), image: image, spec: spec, autoRemove: autoRemove)
         do throws(UrunError) {
             try store.save(record)
             try store.save(ContainerState(), for: record.id)

@@ -75,7 +75,8 @@ extension Containers {
         gethostname(&hostname, 255)
         let environment = ContainerEnvironment.build(
             hostname: String(decoding: hostname.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }, as: UTF8.self),
-            home: user.home, tty: options.tty, user: record.spec.environment + options.environment)
+            home: user.home, tty: options.tty, image: record.spec.imageEnvironment,
+            user: record.spec.environment + options.environment)
         let directory = options.workingDirectory ?? record.spec.workingDirectory ?? "/"
 
         var report: [CInt] = [-1, -1]

@@ -1,4 +1,5 @@
 import UrunCgroups
+import UrunImage
 import UrunKernel
 import UrunProcess
 
@@ -35,9 +36,17 @@ extension Containers {
             if let v = stats.ioWrittenBytes { object["IOWrittenBytes"] = .int(v) }
             statsJSON = object
         }
-        let image: JSON = record.digest.map { JSON.string("sha256:" + $0) } ?? JSON.null
+        let image: JSON = record.imageID.map { JSON.string("sha256:" + $0) } ?? JSON.null
+        let lower: [String]
+        if let directory = record.rootfsDirectory {
+            lower = [directory]
+        } else {
+            let images = ImageStore(directory: store.paths.cache, mapping: try? spec.subordinateMapping())
+            let layers = record.imageID.flatMap { ImageRecord.read(images.recordPath($0)) }?.layers ?? []
+            lower = layers.reversed().map { images.layersDirectory + "/" + images.layerName($0) }
+        }
         let rootfs = JSON.object([
-            ("Lower", JSON.string(record.rootfs)), ("Upper", JSON.string(store.directory(record.id) + "/upper")),
+            ("Lower", .array(lower.map(JSON.string))), ("Upper", JSON.string(store.directory(record.id) + "/upper")),
         ])
         var config = JSON.object([])
         config["Hostname"] = .string(spec.hostname ?? String(record.id.prefix(12)))

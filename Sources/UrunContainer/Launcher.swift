@@ -25,6 +25,8 @@ public struct StartedContainer: Sendable {
     public let cgroup: ContainerCgroup?
     public let blockedSignals: sigset_t
     public let startedAt: Timestamp
+    /// Keeps the image from removal while the container runs.
+    public let image: Image
 }
 
 /// Starts containers: the one place that knows the order of the steps.
@@ -47,7 +49,9 @@ public struct Launcher {
 
     /// `urun run` in the foreground, removing the container at the end.
     public func run(_ spec: ContainerSpec) throws(UrunError) -> ExitStatus {
-        let image = try ImageStore(directory: paths.cache).rootfs(for: spec.image, showProgress: true)
+        let image = try ImageStore(directory: paths.cache, mapping: try spec.subordinateMapping())
+            .image(for: spec.image, platform: spec.platform, showProgress: true)
+        let spec = spec.resolved(with: image.config)
         let directory = ContainerDirectory(in: paths.containers)
         defer { directory.remove() }
         let started = try start(spec, image: image, directory: directory, io: .inherit, ephemeral: true)
@@ -60,15 +64,16 @@ public struct Launcher {
     /// Prepares and starts a container, up to its command's successful exec.
     /// `directory` is created (ephemeral) or locked (a kept container's).
     public func start(
-        _ spec: ContainerSpec, image: Rootfs, directory: ContainerDirectory, io: ContainerIO, ephemeral: Bool
+        _ spec: ContainerSpec, image: Image, directory: ContainerDirectory, io: ContainerIO, ephemeral: Bool
     ) throws(UrunError) -> StartedContainer {
-        let user = try ContainerUser.resolve(spec.user, rootfs: image.path)
+        let user = try ContainerUser.resolve(spec.user) { image.readFile($0) }
         let hostname = spec.hostname ?? (spec.network == .host ? hostHostname() : String(directory.id.prefix(12)))
         let environment = ContainerEnvironment.build(
-            hostname: hostname, home: user.home, tty: spec.tty, user: spec.environment)
+            hostname: hostname, home: user.home, tty: spec.tty, image: spec.imageEnvironment, user: spec.environment)
         let workingDirectory = spec.workingDirectory ?? "/"
         var plan = MountPlan.container(
-            scratch: directory.path, lower: [image.path], upper: directory.upper, work: directory.work,
+            scratch: directory.path, lower: image.layers, lowerBase: image.layerBase, upper: directory.upper,
+            work: directory.work,
             volatile: ephemeral, files: EtcFiles.files(hostname: hostname, network: spec.network), volumes: spec.volumes,
             tmpfs: spec.tmpfs, readOnlyRoot: spec.readOnly, ownNetwork: spec.network.ownNamespace,
             masked: spec.security.masked, readOnlyPaths: spec.security.readOnly)
@@ -144,7 +149,7 @@ public struct Launcher {
         started = true
         return StartedContainer(
             pid: child.pid, pidfd: child.pidfd, master: master, cgroup: cgroup, blockedSignals: blocked,
-            startedAt: .now())
+            startedAt: .now(), image: image)
     }
 
     /// After the container's PID 1 has exited: says whether the OOM killer

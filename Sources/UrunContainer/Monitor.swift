@@ -104,10 +104,12 @@ public struct Monitor {
         return urun_accept(listener)
     }
 
-    /// The cached image of a kept container, unpacked again if the cache lost it.
-    static func image(for record: ContainerRecord, cache: String) throws(UrunError) -> Rootfs {
-        if let st = fileStatus(record.rootfs), isDirectory(st) { return Rootfs(path: record.rootfs, digest: record.digest) }
-        return try ImageStore(directory: cache).rootfs(for: record.spec.image)
+    /// The image of a kept container, from the cache (unpacked again from
+    /// its archive if this id mapping lacks its layers).
+    static func image(for record: ContainerRecord, cache: String) throws(UrunError) -> Image {
+        if let directory = record.rootfsDirectory { return try ImageStore(directory: cache).image(for: directory) }
+        guard let id = record.imageID else { throw .invalid("container \(record.name) names no image") }
+        return try ImageStore(directory: cache, mapping: try record.spec.subordinateMapping()).image(id: id)
     }
 
     /// Relays the container's output to the log and to attached clients, and

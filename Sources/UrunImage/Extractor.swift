@@ -14,30 +14,53 @@ import UrunKernel
 ///   GNU tar does;
 /// - hard links may only name files inside the destination.
 /// Names are handled as bytes: file names need not be UTF-8.
+///
+/// An image layer's whiteouts become overlayfs' own, which an unprivileged
+/// user may create: `.wh.NAME` a 0/0 character device NAME (Linux 5.8),
+/// `.wh..wh..opq` the xattr user.overlay.opaque=y on its directory (read by
+/// an overlay mounted with `userxattr`).
 struct Extractor {
-    let root: CInt
-    let rootPath: String
-    /// Real root restores owners and device nodes; an unprivileged user cannot.
-    let privileged = getuid() == 0
-    private var cachedParent: (path: [UInt8], fd: CInt)?
-    private var directories: [(path: [UInt8], mode: mode_t, mtime: timespec)] = []
-    private(set) var skippedDevices = 0
-    private(set) var skippedSockets = 0
-
-    init(root: CInt, rootPath: String) {
-        self.root = root
-        self.rootPath = rootPath
+    /// What the unpacking process may restore.
+    struct Options {
+        /// Owners of files: real root, or root of a user namespace with subordinate ids.
+        var owners = getuid() == 0
+        /// Device nodes: real root only.
+        var devices = getuid() == 0
+        /// Convert OCI whiteouts (image layers).
+        var whiteouts = false
     }
 
-    mutating func extract(from reader: ArchiveReader) throws(UrunError) {
+    let root: CInt
+    let rootPath: String
+    let options: Options
+    private var cachedParent: (path: [UInt8], fd: CInt)?
+    private var directories: [(path: [UInt8], mode: mode_t, mtime: timespec)] = []
+    /// Whiteouts made in this layer: a directory created at one of them
+    /// replaces the lower one, so it is made opaque.
+    private var whiteouts: Set<[UInt8]> = []
+    private(set) var skippedDevices = 0
+    private(set) var skippedSockets = 0
+    private(set) var unmappedOwners = 0
+    /// Bytes of file data written: the layer's size.
+    private(set) var bytesWritten: UInt64 = 0
+
+    init(root: CInt, rootPath: String, options: Options = Options()) {
+        self.root = root
+        self.rootPath = rootPath
+        self.options = options
+    }
+
+    /// Extracts every entry, starting with `first` when the caller has read it already.
+    mutating func extract(from reader: TarReader, first: OpaquePointer?) throws(UrunError) {
         defer { forgetParent() }
+        if let first { try extract(first, reader) }
         while let entry = try reader.next() {
             try extract(entry, reader)
         }
         try finishDirectories()
     }
 
-    private mutating func extract(_ entry: OpaquePointer, _ reader: ArchiveReader) throws(UrunError) {
+    private mutating func extract(_ entry: OpaquePointer, _ reader: TarReader) throws(UrunError) {
         guard let rawName = archive_entry_pathname(entry) else { return }
         let name = bytes(of: rawName)
         let parts = try components(name, display: name)
@@ -51,6 +74,10 @@ struct Extractor {
         let parent = try openParent(parentPath)
         let mode = archive_entry_perm(entry) & 0o7777
         let mtime = mtimeOf(entry)
+        if options.whiteouts && leaf.starts(with: Self.whiteoutPrefix) {
+            try whiteout(leaf, parent: parent, parentPath: parentPath, name: name)
+            return
+        }
 
         if let link = archive_entry_hardlink(entry) {
             let target = try components(bytes(of: link), display: name)
@@ -72,6 +99,7 @@ struct Extractor {
         case S_IFDIR:
             try makeDirectory(parent, leaf, name)
             try own(entry, parent, leaf)
+            if whiteouts.contains(joined(parts[...])) { try setOpaque(parent, leaf, name) }
             directories.append((name, mode, mtime))
         case S_IFLNK:
             guard let target = archive_entry_symlink(entry) else { throw invalid(name, "symlink without a target") }
@@ -83,7 +111,7 @@ struct Extractor {
             try replacing(parent, leaf, name) { mkfifoat(parent, $0, mode) }
             try own(entry, parent, leaf)
         case S_IFCHR, S_IFBLK:
-            guard privileged else {
+            guard options.devices else {
                 skippedDevices += 1
                 return
             }
@@ -99,7 +127,7 @@ struct Extractor {
     // MARK: files
 
     private mutating func writeData(
-        _ reader: ArchiveReader, into parent: CInt, _ leaf: [UInt8], _ name: [UInt8], _ mode: mode_t,
+        _ reader: TarReader, into parent: CInt, _ leaf: [UInt8], _ name: [UInt8], _ mode: mode_t,
         _ mtime: timespec, replace: Bool, owner: (uid_t, gid_t)?
     ) throws(UrunError) {
         var fd: CInt = -1
@@ -126,6 +154,7 @@ struct Extractor {
                 written += n
             }
             end = max(end, offset + Int64(block.count))
+            bytesWritten += UInt64(block.count)
         }
         // A sparse file may end in a hole that no block covers.
         var st = stat()
@@ -168,14 +197,38 @@ struct Extractor {
         }
     }
 
-    /// The owner to restore: only real root can give files away.
+    /// The owner to restore, when this process can give files away.
     private func owner(_ entry: OpaquePointer) -> (uid_t, gid_t)? {
-        privileged ? (uid_t(archive_entry_uid(entry)), gid_t(archive_entry_gid(entry))) : nil
+        options.owners ? (uid_t(archive_entry_uid(entry)), gid_t(archive_entry_gid(entry))) : nil
     }
 
-    private func own(_ entry: OpaquePointer, _ parent: CInt, _ leaf: [UInt8]) throws(UrunError) {
+    private mutating func own(_ entry: OpaquePointer, _ parent: CInt, _ leaf: [UInt8]) throws(UrunError) {
         guard let (uid, gid) = owner(entry) else { return }
-        fchownat(parent, cString(leaf), uid, gid, AT_SYMLINK_NOFOLLOW)
+        // EINVAL: an id beyond the subordinate range; the file stays root's.
+        if fchownat(parent, cString(leaf), uid, gid, AT_SYMLINK_NOFOLLOW) != 0 && errno == EINVAL { unmappedOwners += 1 }
+    }
+
+    // MARK: whiteouts
+
+    static let whiteoutPrefix = Array(".wh.".utf8)
+    static let opaqueMarker = Array(".wh..wh..opq".utf8)
+
+    private mutating func whiteout(_ leaf: [UInt8], parent: CInt, parentPath: [UInt8], name: [UInt8]) throws(UrunError) {
+        if leaf == Self.opaqueMarker { return try setOpaque(parent, [UInt8(ascii: ".")], name) }
+        let hidden = Array(leaf.dropFirst(Self.whiteoutPrefix.count))
+        guard !hidden.isEmpty, hidden != [UInt8(ascii: ".")], hidden != [UInt8(ascii: "."), UInt8(ascii: ".")],
+            !hidden.starts(with: Self.whiteoutPrefix)
+        else { throw invalid(name, "a whiteout may only hide a name in its own directory") }
+        try replacing(parent, hidden, name) { mknodat(parent, $0, S_IFCHR, 0) }
+        whiteouts.insert(parentPath.isEmpty ? hidden : parentPath + [UInt8(ascii: "/")] + hidden)
+    }
+
+    /// Marks a directory opaque: the overlay shows none of the lower layers' entries in it.
+    private func setOpaque(_ parent: CInt, _ leaf: [UInt8], _ name: [UInt8]) throws(UrunError) {
+        let fd = openat(parent, cString(leaf), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        guard fd >= 0 else { throw .kernel(.unpackImage, path: display(name), .current) }
+        defer { closeQuietly(fd) }
+        try sys(.unpackImage, path: display(name)) { urun_fsetxattr(fd, "user.overlay.opaque", "y", 1) }
     }
 
     /// Directory modes and times are set last, deepest first: a read-only

@@ -1,58 +1,149 @@
+import CUrunArchive
 import CUrunSyscalls
 import Glibc
 import UrunKernel
-
-/// An image ready to be a container's lower layer.
-public struct Rootfs: Equatable, Sendable {
-    /// The directory overlayfs uses as its read-only lower layer.
-    public let path: String
-    /// sha256 of the archive it came from; nil for a directory image.
-    public let digest: String?
-
-    public init(path: String, digest: String?) {
-        self.path = path
-        self.digest = digest
-    }
-}
+import UrunUserNS
 
 /// The content-addressed cache of unpacked images:
 ///
-///     <cache>/rootfs/<sha256 of the archive>/   unpacked trees, shared by all containers
-///     <cache>/keys/<cheap key> -> ../rootfs/<sha256>
-///     <cache>/tmp/<cheap key>.<random>/         an unpack in progress
-///     <cache>/locks/<cheap key>.lock            one unpacker per archive at a time
+///     <cache>/layers/<sha256>[@<map>]/       an unpacked layer: a read-only overlay lower layer
+///     <cache>/layers/<sha256>[@<map>].size   its size in bytes
+///     <cache>/layers/flat-<sha256>[@<map>]/  all layers of an image in one tree (too many to stack)
+///     <cache>/images/<id>.json               an image: names, configuration, layers (bottom first)
+///     <cache>/keys/<cheap key> -> ../images/<id>.json
+///     <cache>/tmp/                           unpacks in progress
+///     <cache>/locks/                         one unpacker per archive; the store lock
+///
+/// A layer is named by the sha256 of its uncompressed tar (its diff id; for a
+/// plain rootfs tarball, of the file itself), so images that share a layer
+/// share its tree. `@<map>` marks trees unpacked inside a user namespace with
+/// subordinate ids, whose files keep their owners.
 ///
 /// The cheap key (device, inode, size, mtime, ctime of the archive) lets a warm
-/// start find its tree with a stat and a readlink, without reading the archive.
-/// An unpack goes to tmp/ and is renamed into rootfs/ only when complete, so a
-/// crash, a full disk or ^C never leaves a tree that a later run would use.
+/// start find its image with a stat and a readlink, without reading the archive.
+/// Every unpack goes to tmp/ and is renamed into place only when complete and
+/// verified, so a crash, a full disk, ^C or a digest mismatch never leaves a
+/// tree that a later run would use.
 public struct ImageStore: Sendable {
     public let directory: String
+    /// The mapping layers are unpacked under; nil: the caller's own ids.
+    public let mapping: IDMap?
 
-    public init(directory: String) {
+    public init(directory: String, mapping: IDMap? = nil) {
         self.directory = directory
+        self.mapping = mapping?.hasSubordinateIDs == true ? mapping : nil
     }
 
-    /// The lower directory for `image`: a directory is used as it is; an
-    /// archive is unpacked on first use.
-    public func rootfs(for image: String, showProgress: Bool = false) throws(UrunError) -> Rootfs {
-        var st = stat()
-        guard stat(image, &st) == 0 else {
-            let errno = Errno.current
-            if errno == .noSuchFileOrDirectory { throw .invalid("image \(image): no such file or directory") }
-            throw .invalid("image \(image): \(errno.message)")
-        }
-        let path = try UrunPaths.absolute(image)
-        if isDirectory(st) {
-            guard access(path, R_OK | X_OK) == 0 else { throw .invalid("image \(image): \(Errno.current.message)") }
-            return Rootfs(path: path, digest: nil)
-        }
-        guard isRegularFile(st) else { throw .invalid("image \(image): not a file or directory") }
-        guard access(path, R_OK) == 0 else { throw .invalid("image \(image): \(Errno.current.message)") }
+    public var layersDirectory: String { directory + "/layers" }
+    var imagesDirectory: String { directory + "/images" }
+    /// A layer's directory name under this store's mapping.
+    public func layerName(_ digest: String) -> String { digest + (mapping.map { "@" + $0.identity } ?? "") }
+    public func recordPath(_ id: String) -> String { imagesDirectory + "/" + id + ".json" }
 
-        let key = Self.cheapKey(st)
-        if let cached = lookup(key) { return cached }
-        return try unpack(path, key: key, showProgress: showProgress)
+    /// What overlayfs takes in its lowerdir option: the whole option string
+    /// must fit in a page. Beyond, the layers are flattened into one tree.
+    static let lowerdirBudget = 3900
+
+    // MARK: resolving a reference
+
+    /// The image `reference` names: a directory (used as it is), an archive
+    /// (`alpine.tar`, or `alpine.tar:3.20` for one image of several), or an
+    /// image in the cache by name or id. An archive is unpacked on first use.
+    public func image(for reference: String, platform: String? = nil, showProgress: Bool = false) throws(UrunError)
+        -> Image
+    {
+        if let st = fileStatus(reference, followLinks: true) {
+            let path = try UrunPaths.absolute(reference)
+            if isDirectory(st) {
+                guard access(path, R_OK | X_OK) == 0 else { throw .invalid("image \(reference): \(Errno.current.message)") }
+                return Image(id: nil, names: [path], layers: [path], layerBase: nil, config: nil, lease: nil)
+            }
+            guard isRegularFile(st) else { throw .invalid("image \(reference): not a file or directory") }
+            return try archiveImage(path, st: st, tag: nil, platform: platform, showProgress: showProgress)
+        }
+        // FILE:TAG, where the tag may hold colons too (alpine.tar:docker.io/library/alpine:3.20).
+        for colon in reference.indices where reference[colon] == ":" && colon != reference.startIndex {
+            let file = String(reference[..<colon])
+            if let st = fileStatus(file, followLinks: true), isRegularFile(st) {
+                let tag = String(reference[reference.index(after: colon)...])
+                return try archiveImage(
+                    try UrunPaths.absolute(file), st: st, tag: tag, platform: platform, showProgress: showProgress)
+            }
+        }
+        if let record = find(reference) { return try image(of: record, platform: platform, showProgress: showProgress) }
+        if reference.contains("/") || Errno.current != .noSuchFileOrDirectory {
+            throw .invalid("image \(reference): \(Errno.current == .noSuchFileOrDirectory ? "no such file or directory" : Errno.current.message)")
+        }
+        throw .invalid("image \(reference): no such file or directory, and no image of that name in the cache (urun images lists them)")
+    }
+
+    /// A cached image, by id: `urun start` of a kept container.
+    public func image(id: String) throws(UrunError) -> Image {
+        guard let record = ImageRecord.read(recordPath(id)) else {
+            throw .invalid("image \(id.prefix(12)) is no longer in the cache (removed with urun rmi?)")
+        }
+        return try image(of: record, platform: nil, showProgress: false)
+    }
+
+    private func image(of record: ImageRecord, platform: String?, showProgress: Bool) throws(UrunError) -> Image {
+        if !layersPresent(record) {
+            // Unpacked under another id mapping: unpack again from its archive.
+            guard let source = record.source, let st = fileStatus(source, followLinks: true) else {
+                throw .invalid("image \(record.shortID) has no layers for this id mapping and its archive is gone; load it again")
+            }
+            return try archiveImage(source, st: st, tag: nil, id: record.id, platform: platform, showProgress: showProgress)
+        }
+        return try finish(record)
+    }
+
+    private func archiveImage(
+        _ path: String, st: stat, tag: String?, id: String? = nil, platform: String?, showProgress: Bool
+    ) throws(UrunError) -> Image {
+        guard access(path, R_OK) == 0 else { throw .invalid("image \(path): \(Errno.current.message)") }
+        var key = Self.cheapKey(st)
+        if tag != nil || id != nil || platform != nil {
+            key += "=" + [tag, id, platform].map { ($0 ?? "").replacingSlashes() }.joined(separator: "=")
+        }
+        if let record = lookup(key), layersPresent(record) { return try finish(record) }
+
+        try prepareDirectories()
+        let storeLock = try lockStore(exclusive: false)
+        defer { closeQuietly(storeLock) }
+        urun_install_interrupt_flag()
+        defer { urun_remove_interrupt_flag() }
+        let request = LoadRequest(path: path, key: key, tag: tag, id: id, platform: platform, showProgress: showProgress)
+        if let mapping {
+            try runInUserNamespace(mapping) { () throws(UrunError) in try load(request) }
+        } else {
+            try load(request)
+        }
+        guard let record = lookup(key), layersPresent(record) else {
+            throw .invalid("image \(path): unpacked, but its record is missing from \(directory)")
+        }
+        return try finish(record)
+    }
+
+    /// The image as a container uses it: flattened if it has too many layers to stack, and leased.
+    private func finish(_ record: ImageRecord) throws(UrunError) -> Image {
+        var layers = record.layers.reversed().map(layerName)
+        let optionBytes = layers.reduce(0) { $0 + $1.utf8.count + 1 }
+        if optionBytes > Self.lowerdirBudget {
+            let flat = "flat-" + SHA256.digest(of: Array(record.layers.joined(separator: " ").utf8))
+            if fileStatus(layersDirectory + "/" + layerName(flat)) == nil {
+                let storeLock = try lockStore(exclusive: false)
+                defer { closeQuietly(storeLock) }
+                let flatten = { () throws(UrunError) in try Flattener(store: self).flatten(layers: layers, digest: flat) }
+                if let mapping { try runInUserNamespace(mapping, flatten) } else { try flatten() }
+            }
+            layers = [layerName(flat)]
+        }
+        return Image(
+            id: record.id, names: record.names, layers: layers, layerBase: layersDirectory, config: record.config,
+            lease: ImageLease(record: recordPath(record.id)))
+    }
+
+    func layersPresent(_ record: ImageRecord) -> Bool {
+        record.layers.allSatisfy { fileStatus(layersDirectory + "/" + layerName($0)) != nil }
     }
 
     /// The archive file's identity: any change to its content changes its
@@ -61,74 +152,228 @@ public struct ImageStore: Sendable {
         "\(st.st_dev)-\(st.st_ino)-\(st.st_size)-\(st.st_mtim.tv_sec).\(st.st_mtim.tv_nsec)-\(st.st_ctim.tv_sec).\(st.st_ctim.tv_nsec)"
     }
 
-    private func lookup(_ key: String) -> Rootfs? {
-        var buffer = [CChar](repeating: 0, count: 256)
+    private func lookup(_ key: String) -> ImageRecord? {
+        var buffer = [CChar](repeating: 0, count: 512)
         let n = readlink(directory + "/keys/" + key, &buffer, buffer.count - 1)
         guard n > 0 else { return nil }
         let target = String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
-        let digest = baseName(of: target)
-        let path = directory + "/rootfs/" + digest
-        guard let st = fileStatus(path), isDirectory(st) else { return nil }
-        return Rootfs(path: path, digest: digest)
+        return ImageRecord.read(imagesDirectory + "/" + baseName(of: target))
     }
 
-    private func unpack(_ archive: String, key: String, showProgress: Bool) throws(UrunError) -> Rootfs {
-        for sub in ["rootfs", "keys", "tmp", "locks"] {
+    func prepareDirectories() throws(UrunError) {
+        for sub in ["layers", "images", "keys", "tmp", "locks"] {
             try makeDirectories(directory + "/" + sub, mode: 0o755, step: .unpackImage)
         }
-        let lockPath = directory + "/locks/" + key + ".lock"
+    }
+
+    /// Unpacking holds the store lock shared; removal holds it exclusively,
+    /// so that no layer is removed between its unpack and its image's record.
+    func lockStore(exclusive: Bool) throws(UrunError) -> CInt {
+        let path = directory + "/locks/store.lock"
+        let fd = try sys(.unpackImage, path: path) { urun_open_mode(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644) }
+        if flock(fd, exclusive ? LOCK_EX : LOCK_SH) != 0 {
+            closeQuietly(fd)
+            throw .kernel(.unpackImage, path: path, .current)
+        }
+        return fd
+    }
+
+    // MARK: loading an archive
+
+    struct LoadRequest {
+        let path: String
+        let key: String
+        let tag: String?
+        let id: String?
+        let platform: String?
+        let showProgress: Bool
+    }
+
+    /// Reads the archive and unpacks what the cache lacks; run by the
+    /// unpacking process (inside the user namespace with subordinate ids).
+    private func load(_ request: LoadRequest) throws(UrunError) {
+        let lockPath = directory + "/locks/" + request.key + ".lock"
         let lock = try sys(.unpackImage, path: lockPath) { urun_open_mode(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o644) }
         defer { closeQuietly(lock) }
         try sys(.unpackImage, path: lockPath) { flock(lock, LOCK_EX) }
         // Another urun may have unpacked it while we waited for the lock.
-        if let cached = lookup(key) { return cached }
-        // We hold the lock, so any tmp/<key>.* left is from a killed unpack.
-        for name in (try? directoryEntries(directory + "/tmp")) ?? [] where name.hasPrefix(key + ".") {
-            try? removeTree(directory + "/tmp/" + name)
-        }
+        if let record = lookup(request.key), layersPresent(record) { return }
+        removeLeftovers()
 
-        let temporary = directory + "/tmp/" + key + "." + randomHex(bytes: 6)
-        try sys(.unpackImage, explain: "unpack \(archive) into \(temporary)", path: temporary) { mkdir(temporary, 0o755) }
-        urun_install_interrupt_flag()
-        defer { urun_remove_interrupt_flag() }
-        do throws(UrunError) {
-            let digest = try extract(archive, into: temporary, showProgress: showProgress)
-            let final = directory + "/rootfs/" + digest
-            if rename(temporary, final) != 0 {
-                // The same content arrived under another name (a copy of the file).
-                guard errno == EEXIST || errno == ENOTEMPTY else { throw .kernel(.unpackImage, path: final, .current) }
-                try removeTree(temporary)
+        let file = try FileSource(path: request.path)
+        let counted = HashingSource(file)
+        let meter = ProgressMeter(label: baseName(of: request.path), total: file.size, enabled: request.showProgress)
+        counted.onProgress = { meter.update($0) }
+        defer { meter.finish() }
+        let reader = try TarReader(counted, name: request.path, decompress: true)
+        guard let first = try reader.next() else { throw .invalid("\(request.path): an empty archive") }
+        let firstName = archive_entry_pathname(first).map { String(cString: $0) } ?? ""
+
+        let record: ImageRecord
+        if ImageArchive.isImageArchive(firstMember: firstName) {
+            let archive = try ImageArchive(source: request.path, reader: reader, first: first)
+            let selected = try archive.select(tag: request.tag, id: request.id, platform: request.platform) { notice in
+                meter.finish()
+                writeQuietly(2, "urun: \(notice)\n")
             }
-            let link = directory + "/keys/" + key
-            let staging = link + ".tmp-" + randomHex(bytes: 4)
-            try sys(.unpackImage, path: link) { symlink("../rootfs/" + digest, staging) }
-            try sys(.unpackImage, path: link) { rename(staging, link) }
-            return Rootfs(path: final, digest: digest)
+            var missing: [String: ImageArchive.Layer] = [:]
+            for layer in selected.layers where fileStatus(layersDirectory + "/" + layerName(layer.diffID)) == nil {
+                missing[layer.member] = layer
+            }
+            if !missing.isEmpty {
+                try unpackLayers(missing, from: request.path, meter: meter)
+            }
+            record = ImageRecord(
+                id: selected.id, names: selected.names, source: request.path, format: archive.format,
+                config: selected.config, layers: selected.layers.map(\.diffID), loaded: .now())
+        } else {
+            let digest = try unpackRootfs(reader, first: first, counted: counted, name: request.path)
+            record = ImageRecord(
+                id: digest, names: [baseName(of: request.path)], source: request.path, format: "rootfs", config: nil,
+                layers: [digest], loaded: .now())
+        }
+        meter.finish()
+        try save(record)
+        let link = directory + "/keys/" + request.key
+        let staging = link + ".tmp-" + randomHex(bytes: 4)
+        try sys(.unpackImage, path: link) { symlink("../images/" + record.id + ".json", staging) }
+        try sys(.unpackImage, path: link) { rename(staging, link) }
+    }
+
+    /// A plain root filesystem tarball: one layer, named by the file's sha256.
+    private func unpackRootfs(_ reader: TarReader, first: OpaquePointer, counted: HashingSource, name: String)
+        throws(UrunError) -> String
+    {
+        let (temporary, root) = try makeTemporary("rootfs")
+        defer { closeQuietly(root) }
+        do throws(UrunError) {
+            var extractor = Extractor(root: root, rootPath: temporary, options: extractorOptions(whiteouts: false))
+            try extractor.extract(from: reader, first: first)
+            let digest = try counted.finish()
+            report(extractor, name: name)
+            try install(temporary, as: digest, size: extractor.bytesWritten)
+            return digest
         } catch {
             try? removeTree(temporary)
             throw error
         }
     }
 
-    private func extract(_ archive: String, into temporary: String, showProgress: Bool) throws(UrunError) -> String {
-        let reader = try ArchiveReader(path: archive)
-        let meter = ProgressMeter(label: baseName(of: archive), total: reader.fileSize, enabled: showProgress)
-        reader.onProgress = { meter.update($0) }
-        defer { meter.finish() }
-        let root = try sys(.unpackImage, path: temporary) { open(temporary, O_RDONLY | O_DIRECTORY | O_CLOEXEC) }
+    /// The second pass over an image archive: each missing layer is
+    /// unpacked straight from its member, decompressed and hashed on the way.
+    private func unpackLayers(_ missing: [String: ImageArchive.Layer], from path: String, meter: ProgressMeter)
+        throws(UrunError)
+    {
+        var pending = missing
+        let file = try FileSource(path: path)
+        let counted = HashingSource(file, hashing: false)
+        counted.onProgress = { meter.update($0) }
+        let reader = try TarReader(counted, name: path, decompress: true)
+        while !pending.isEmpty, let entry = try reader.next() {
+            let member = ImageArchive.normalize(archive_entry_pathname(entry).map { String(cString: $0) } ?? "")
+            guard let layer = pending.removeValue(forKey: member), archive_entry_filetype(entry) == S_IFREG else { continue }
+            try unpackLayer(layer, reader, source: path)
+        }
+        if let layer = pending.values.first {
+            throw .invalid("\(path): layer \(layer.member), named by the manifest, is not in the archive")
+        }
+    }
+
+    private func unpackLayer(_ layer: ImageArchive.Layer, _ reader: TarReader, source: String) throws(UrunError) {
+        let (temporary, root) = try makeTemporary("layer-" + layer.diffID.prefix(12))
         defer { closeQuietly(root) }
-        var extractor = Extractor(root: root, rootPath: temporary)
-        try extractor.extract(from: reader)
-        let digest = try reader.finishDigest()
-        meter.finish()
+        let blob = HashingSource(EntrySource(reader))
+        do throws(UrunError) {
+            let uncompressed = HashingSource(try DecompressingSource(blob, name: "\(source): \(layer.member)"))
+            let tar = try TarReader(uncompressed, name: "\(source): \(layer.member)", decompress: false)
+            var extractor = Extractor(root: root, rootPath: temporary, options: extractorOptions(whiteouts: true))
+            try extractor.extract(from: tar, first: nil)
+            let diffID = try uncompressed.finish()
+            let blobDigest = try blob.finish()
+            if let expected = layer.blobDigest, blobDigest != expected {
+                throw .invalid("\(source): layer \(layer.member): sha256 is \(blobDigest), the manifest says \(expected)")
+            }
+            guard diffID == layer.diffID else {
+                throw .invalid("\(source): layer \(layer.member): its content hashes to sha256:\(diffID), the image configuration says sha256:\(layer.diffID)")
+            }
+            report(extractor, name: "\(source): \(layer.member)")
+            try install(temporary, as: layer.diffID, size: extractor.bytesWritten)
+        } catch {
+            try? removeTree(temporary)
+            // A damaged layer is reported as what it is: not the blob the manifest names.
+            if let expected = layer.blobDigest, let actual = try? blob.finish(), actual != expected {
+                throw .invalid("\(source): layer \(layer.member): sha256 is \(actual), the manifest says \(expected)")
+            }
+            throw error
+        }
+    }
+
+    private func extractorOptions(whiteouts: Bool) -> Extractor.Options {
+        // Inside a user namespace (subordinate ids) owners are restored;
+        // device nodes need real root.
+        Extractor.Options(owners: getuid() == 0, devices: getuid() == 0 && mapping == nil, whiteouts: whiteouts)
+    }
+
+    func makeTemporary(_ label: String) throws(UrunError) -> (String, CInt) {
+        let temporary = directory + "/tmp/" + label + "." + randomHex(bytes: 6)
+        try sys(.unpackImage, explain: "unpack into \(temporary)", path: temporary) { mkdir(temporary, 0o755) }
+        let root = open(temporary, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard root >= 0, flock(root, LOCK_EX | LOCK_NB) == 0 else {
+            let error = UrunError.kernel(.unpackImage, path: temporary, .current)
+            try? removeTree(temporary)
+            throw error
+        }
+        return (temporary, root)
+    }
+
+    /// Moves a complete tree into layers/ (or drops it if the same layer arrived meanwhile).
+    func install(_ temporary: String, as digest: String, size: UInt64) throws(UrunError) {
+        let final = layersDirectory + "/" + layerName(digest)
+        if rename(temporary, final) != 0 {
+            guard errno == EEXIST || errno == ENOTEMPTY else { throw .kernel(.unpackImage, path: final, .current) }
+            try removeTree(temporary)
+        }
+        try? writeFile(final + ".size", "\(size)\n")
+    }
+
+    /// tmp/ entries of unpacks that were killed: an unpack holds its
+    /// directory's flock, so one whose lock is free has no unpacker left.
+    func removeLeftovers() {
+        let tmp = directory + "/tmp"
+        for name in (try? directoryEntries(tmp)) ?? [] {
+            let fd = open(tmp + "/" + name, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+            guard fd >= 0 else { continue }
+            if flock(fd, LOCK_EX | LOCK_NB) == 0 { try? removeTree(tmp + "/" + name) }
+            closeQuietly(fd)
+        }
+    }
+
+    private func report(_ extractor: Extractor, name: String) {
         if extractor.skippedDevices > 0 {
             writeQuietly(
                 2,
-                "urun: skipped \(extractor.skippedDevices) device node\(extractor.skippedDevices == 1 ? "" : "s") in \(baseName(of: archive)) that an unprivileged user cannot create (a container's /dev is provided at run time)\n"
+                "urun: skipped \(extractor.skippedDevices) device node\(extractor.skippedDevices == 1 ? "" : "s") in \(baseName(of: name)) that an unprivileged user cannot create (a container's /dev is provided at run time)\n"
             )
         }
-        return digest
+        if extractor.unmappedOwners > 0 {
+            writeQuietly(2, "urun: \(extractor.unmappedOwners) files in \(baseName(of: name)) belong to ids beyond your subordinate range; they belong to root inside\n")
+        }
     }
+
+    func save(_ record: ImageRecord) throws(UrunError) {
+        var merged = record
+        if let existing = ImageRecord.read(recordPath(record.id)) {
+            merged.names = existing.names + record.names.filter { !existing.names.contains($0) }
+        }
+        let path = recordPath(record.id)
+        let temporary = path + ".tmp-" + randomHex(bytes: 4)
+        try writeFile(temporary, merged.json.pretty() + "\n")
+        try sys(.unpackImage, path: path) { rename(temporary, path) }
+    }
+}
+
+extension String {
+    func replacingSlashes() -> String { String(map { $0 == "/" ? "_" : $0 }) }
 }
 
 /// A one-line progress display on a terminal, for archives large enough to

@@ -54,8 +54,11 @@ public enum MountOp: Equatable, Sendable {
 public struct MountPlan: Equatable, Sendable {
     /// The container's directory, covered by its scratch tmpfs.
     public var scratch: String
-    /// Read-only layers, the top one first.
+    /// Read-only layers, the top one first: names inside `lowerBase`, or absolute paths.
     public var lower: [String]
+    /// The directory the layers are in. The overlay is mounted from there,
+    /// with short relative names, so that more layers fit in its options.
+    public var lowerBase: String?
     public var upper: String
     public var work: String
     /// Skip every sync of the upper layer: for containers whose upper layer is
@@ -75,7 +78,8 @@ public struct MountPlan: Equatable, Sendable {
     /// The standard plan: /proc, /sys, a minimal /dev, the /etc files, then
     /// the user's volumes and tmpfs mounts in the order given.
     public static func container(
-        scratch: String, lower: [String], upper: String, work: String, volatile: Bool, files: [GeneratedFile],
+        scratch: String, lower: [String], lowerBase: String? = nil, upper: String, work: String, volatile: Bool,
+        files: [GeneratedFile],
         volumes: [Volume], tmpfs: [TmpfsMount], readOnlyRoot: Bool, ownNetwork: Bool, masked: [String] = [],
         readOnlyPaths: [String] = []
     ) -> MountPlan {
@@ -110,8 +114,8 @@ public struct MountPlan: Equatable, Sendable {
         // Last, as docker does: a volume cannot uncover a masked path.
         ops += masked.map { .mask(target: $0) } + readOnlyPaths.map { .readOnly(target: $0) }
         return MountPlan(
-            scratch: scratch, lower: lower, upper: upper, work: work, volatile: volatile, files: files, ops: ops,
-            readOnlyRoot: readOnlyRoot)
+            scratch: scratch, lower: lower, lowerBase: lowerBase, upper: upper, work: work, volatile: volatile,
+            files: files, ops: ops, readOnlyRoot: readOnlyRoot)
     }
 
     /// Applies the plan in the child, which is root of its user namespace and
@@ -150,6 +154,11 @@ public struct MountPlan: Equatable, Sendable {
         // unprivileged mounter may write (Linux 5.11).
         var data = "lowerdir=\(lower.map(escapeOverlayPath).joined(separator: ":")),upperdir=\(procFDPath(upperFD)),workdir=\(procFDPath(workFD)),userxattr"
         if volatile { data += ",volatile" }
+        if let lowerBase {
+            try sys(.mountOverlay, explain: "chdir(\"\(lowerBase)\")  [lowerdir names are relative to it]", path: lowerBase) {
+                chdir(lowerBase)
+            }
+        }
         try sys(
             .mountOverlay,
             explain: "mount(\"overlay\", \"\(rootfs)\", \"overlay\", 0, \"\(data)\")  [upperdir = \(upper), workdir = \(work)]",

@@ -161,8 +161,25 @@ public func runInUserNamespace(_ idMap: IDMap, _ body: () throws(UrunError) -> V
         _exit(0)
     }
     defer { closeQuietly(child.pidfd) }
-    var failure: UrunError?
-    do throws(UrunError) { try child.awaitExec() } catch { failure = error }
+    // Waits for the child's report; a ^C or SIGTERM that reached only us
+    // goes on to the child, which cleans up and reports "interrupted".
+    var forwarded = false
+    var record: [UInt8] = []
+    var buffer = [UInt8](repeating: 0, count: 4096)
+    while true {
+        let n = buffer.withUnsafeMutableBytes { Glibc.read(child.reportFD, $0.baseAddress, $0.count) }
+        if n < 0 && errno == EINTR {
+            if urun_interrupted() != 0 && !forwarded {
+                kill(child.pid, urun_interrupted())
+                forwarded = true
+            }
+            continue
+        }
+        if n <= 0 { break }
+        record.append(contentsOf: buffer[0..<n])
+    }
+    closeQuietly(child.reportFD)
+    let failure = record.isEmpty ? nil : (UrunError(record: record) ?? .invalid("the helper process failed"))
     var status: CInt = 0
     while waitpid(child.pid, &status, 0) < 0 && errno == EINTR {}
     if let failure { throw failure }

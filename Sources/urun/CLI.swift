@@ -31,7 +31,13 @@ static func main(_ arguments: [String]) -> Int32 {
         return 125
     }
     let command: any Command.Type
-    if let verb = commands.first(where: { $0.spec.name == arguments[0] }) {
+    if arguments.count > 1, let verb = commands.first(where: { $0.spec.name == arguments[0] + " " + arguments[1] }) {
+        command = verb  // `urun image prune`, `urun system df`
+        arguments.removeFirst(2)
+    } else if ["image", "system"].contains(arguments[0]) {
+        let verbs = commands.map { $0.spec.name }.filter { $0.hasPrefix(arguments[0] + " ") }
+        return CLI.usage(UsageError(message: "urun \(arguments[0]) needs one of: \(verbs.joined(separator: ", "))", command: ""))
+    } else if let verb = commands.first(where: { $0.spec.name == arguments[0] }) {
         command = verb
         arguments.removeFirst()
     } else {
@@ -87,7 +93,8 @@ var commands: [any Command.Type] {
     [
         RunCommand.self, CreateCommand.self, StartCommand.self, StopCommand.self, RestartCommand.self, KillCommand.self,
         PauseCommand.self, UnpauseCommand.self, ExecCommand.self, AttachCommand.self, LogsCommand.self, PsCommand.self,
-        InspectCommand.self, WaitCommand.self, StatsCommand.self, RemoveCommand.self, MonitorCommand.self,
+        InspectCommand.self, WaitCommand.self, StatsCommand.self, RemoveCommand.self, ImagesCommand.self,
+        RmiCommand.self, ImagePruneCommand.self, SystemPruneCommand.self, SystemDfCommand.self, MonitorCommand.self,
     ]
 }
 
@@ -104,7 +111,7 @@ var globalHelp: String {
         """
     for command in commands where !command.spec.hidden {
         let name = command.spec.name
-        text += "  \(name)" + String(repeating: " ", count: max(1, 12 - name.count)) + command.spec.abstract + "\n"
+        text += "  \(name)" + String(repeating: " ", count: max(1, 14 - name.count)) + command.spec.abstract + "\n"
     }
     text += """
 

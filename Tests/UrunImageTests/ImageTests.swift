@@ -25,7 +25,19 @@ final class Scratch {
 
     /// Everything left under the cache's tmp/ (must be empty after any unpack).
     var leftovers: [String] { (try? directoryEntries(path + "/cache/tmp")) ?? [] }
-    var entries: [String] { (try? directoryEntries(path + "/cache/rootfs")) ?? [] }
+    /// The layer trees in the cache.
+    var entries: [String] { ((try? directoryEntries(path + "/cache/layers")) ?? []).filter { !$0.hasSuffix(".size") } }
+
+    /// An archive's single layer: its directory and the image id.
+    func unpacked(_ file: String) throws -> Unpacked {
+        let image = try store.image(for: file)
+        return Unpacked(path: image.layerPaths[0], digest: image.id)
+    }
+}
+
+struct Unpacked: Equatable {
+    let path: String
+    let digest: String?
 }
 
 func shell(_ command: String) -> (Int32, String) {
@@ -95,9 +107,9 @@ func shell(_ command: String) -> (Int32, String) {
             tar.add("deep/a/b/c", content: "implicit parents")
             tar.add("pipe", .fifo)
         })
-        let rootfs = try scratch.store.rootfs(for: file)
+        let rootfs = try scratch.unpacked(file)
         #expect(rootfs.digest == SHA256.digest(of: try readFile(file)))
-        #expect(rootfs.path == scratch.path + "/cache/rootfs/" + rootfs.digest!)
+        #expect(rootfs.path == scratch.path + "/cache/layers/" + rootfs.digest!)
         let tool = try #require(fileStatus(rootfs.path + "/bin/tool"))
         #expect(tool.st_mode & 0o7777 == 0o4755)
         #expect(tool.st_nlink == 2)
@@ -110,7 +122,7 @@ func shell(_ command: String) -> (Int32, String) {
         #expect(scratch.leftovers.isEmpty)
         // A second lookup is a cache hit: same tree, not unpacked again.
         try writeFile(rootfs.path + "/marker", "still here")
-        #expect(try scratch.store.rootfs(for: file) == rootfs)
+        #expect(try scratch.unpacked(file) == rootfs)
         #expect(fileStatus(rootfs.path + "/marker") != nil)
     }
 
@@ -119,7 +131,7 @@ func shell(_ command: String) -> (Int32, String) {
         let file = scratch.write("abs.tar", archive { tar in
             tar.add("/etc/urun-absolute-test", content: "inside")
         })
-        let rootfs = try scratch.store.rootfs(for: file)
+        let rootfs = try scratch.unpacked(file)
         #expect(try readText(rootfs.path + "/etc/urun-absolute-test") == "inside")
         #expect(fileStatus("/etc/urun-absolute-test") == nil)
     }
@@ -130,7 +142,7 @@ func shell(_ command: String) -> (Int32, String) {
             tar.add("fine", content: "x")
             tar.add("../../escaped-\(getpid())", content: "pwned")
         })
-        #expect(throws: UrunError.self) { try scratch.store.rootfs(for: file) }
+        #expect(throws: UrunError.self) { try scratch.store.image(for: file) }
         #expect(scratch.leftovers.isEmpty)
         #expect(scratch.entries.isEmpty)
         #expect(fileStatus(scratch.path + "/escaped-\(getpid())") == nil)
@@ -150,7 +162,7 @@ func shell(_ command: String) -> (Int32, String) {
             tar.add("victim", .symlink, link: outside + "/pwned3")
             tar.add("victim", content: "replaces the symlink, does not follow it")
         })
-        let rootfs = try scratch.store.rootfs(for: file)
+        let rootfs = try scratch.unpacked(file)
         #expect(try directoryEntries(outside).isEmpty)
         #expect(try readText(rootfs.path + outside + "/pwned") == "through an absolute symlink")
         #expect(try readText(rootfs.path + outside + "/pwned2") == "through ..")
@@ -165,7 +177,7 @@ func shell(_ command: String) -> (Int32, String) {
             tar.add("stolen", .hardlink, link: "/etc/passwd")
         })
         // /etc/passwd resolves inside the (empty) image: nothing to link to.
-        #expect(throws: UrunError.self) { try scratch.store.rootfs(for: file) }
+        #expect(throws: UrunError.self) { try scratch.store.image(for: file) }
         #expect(try #require(fileStatus("/etc/passwd")).st_nlink == before)
         #expect(scratch.leftovers.isEmpty && scratch.entries.isEmpty)
     }
@@ -177,7 +189,7 @@ func shell(_ command: String) -> (Int32, String) {
             tar.add("dev/null", .character, mode: 0o666)
             tar.add("after", content: "still unpacked")
         })
-        let rootfs = try scratch.store.rootfs(for: file)
+        let rootfs = try scratch.unpacked(file)
         #expect(try readText(rootfs.path + "/after") == "still unpacked")
         if getuid() != 0 { #expect(fileStatus(rootfs.path + "/dev/null") == nil) }
     }
@@ -186,7 +198,7 @@ func shell(_ command: String) -> (Int32, String) {
         let scratch = Scratch()
         let whole = archive { tar in tar.add("big", content: String(repeating: "x", count: 5000)) }
         let file = scratch.write("truncated.tar", Array(whole.prefix(2048)))
-        #expect(throws: UrunError.self) { try scratch.store.rootfs(for: file) }
+        #expect(throws: UrunError.self) { try scratch.store.image(for: file) }
         #expect(scratch.leftovers.isEmpty && scratch.entries.isEmpty)
         #expect(((try? directoryEntries(scratch.path + "/cache/keys")) ?? []).isEmpty)
     }
@@ -195,13 +207,13 @@ func shell(_ command: String) -> (Int32, String) {
         let scratch = Scratch()
         let file = scratch.write("notes.txt", Array("just some text, not a tar archive\n".utf8))
         do {
-            _ = try scratch.store.rootfs(for: file)
+            _ = try scratch.store.image(for: file)
             Issue.record("accepted a text file")
         } catch {
             #expect(error.description.contains("not a tar archive"))
         }
         #expect(throws: UrunError.invalid("image /no/such/image.tar: no such file or directory")) {
-            try scratch.store.rootfs(for: "/no/such/image.tar")
+            try scratch.store.image(for: "/no/such/image.tar")
         }
     }
 
@@ -211,14 +223,14 @@ func shell(_ command: String) -> (Int32, String) {
         let plain = scratch.write("plain.tar", archive { tar in tar.add("hello", content: "compressed") })
         let (status, _) = shell("\(compressor) \(plain) > \(scratch.path)/image.bin")
         try #require(status == 0, "\(compressor) is not installed")
-        let rootfs = try scratch.store.rootfs(for: scratch.path + "/image.bin")
+        let rootfs = try scratch.unpacked(scratch.path + "/image.bin")
         #expect(try readText(rootfs.path + "/hello") == "compressed")
     }
 
     @Test func directoryImagesAreUsedInPlace() throws {
         let scratch = Scratch()
         try makeDirectories(scratch.path + "/tree/bin", mode: 0o755)
-        #expect(try scratch.store.rootfs(for: scratch.path + "/tree") == Rootfs(path: scratch.path + "/tree", digest: nil))
+        #expect(try scratch.unpacked(scratch.path + "/tree") == Unpacked(path: scratch.path + "/tree", digest: nil))
     }
 
     @Test func concurrentFirstUnpacksShareOneEntry() async throws {
@@ -227,8 +239,8 @@ func shell(_ command: String) -> (Int32, String) {
             for i in 0..<200 { tar.add("f\(i)", content: String(repeating: "y", count: 3000)) }
         })
         let store = scratch.store
-        let results = try await withThrowingTaskGroup(of: Rootfs.self) { group in
-            for _ in 0..<4 { group.addTask { try store.rootfs(for: file) } }
+        let results = try await withThrowingTaskGroup(of: Unpacked.self) { group in
+            for _ in 0..<4 { group.addTask { let image = try store.image(for: file); return Unpacked(path: image.layerPaths[0], digest: image.id) } }
             return try await group.reduce(into: []) { $0.append($1) }
         }
         #expect(Set(results.map(\.path)).count == 1)

@@ -76,7 +76,7 @@ import Testing
         #expect(second.lines.first?.hasPrefix("urun test rootfs") == true, "\(second)")
         #expect(second.lines.last == "clean")
         // The shared, unpacked image itself is untouched.
-        let motds = Harness.sh("cat \(h.sharedRoot)/cache/rootfs/*/etc/motd").stdout
+        let motds = Harness.sh("cat \(h.sharedRoot)/cache/layers/*/etc/motd").stdout
         #expect(!motds.contains("changed") && motds.contains("urun test rootfs"))
     }
 

@@ -13,7 +13,13 @@ public struct TarWriter {
         _ name: String, _ kind: Kind = .file, content: String = "", link: String = "", mode: Int = 0o644,
         uid: Int = 0, gid: Int = 0, mtime: Int = 1_700_000_000
     ) {
-        let data = Array(content.utf8)
+        add(name, kind, bytes: Array(content.utf8), link: link, mode: mode, uid: uid, gid: gid, mtime: mtime)
+    }
+
+    public mutating func add(
+        _ name: String, _ kind: Kind = .file, bytes data: [UInt8], link: String = "", mode: Int = 0o644,
+        uid: Int = 0, gid: Int = 0, mtime: Int = 1_700_000_000
+    ) {
         var header = [UInt8](repeating: 0, count: 512)
         put(&header, 0, 100, Array(name.utf8))
         put(&header, 100, 8, octal(mode, 7))

@@ -75,6 +75,11 @@ int urun_set_nonblock(int fd, int on);
 int urun_random_bytes(void *buffer, size_t length);
 /// memfd_create(2) with MFD_CLOEXEC.
 int urun_memfd(const char *name);
+/// fsetxattr(2), fgetxattr(2) (overlayfs' user.overlay.* attributes).
+int urun_fsetxattr(int fd, const char *name, const void *value, size_t size);
+long urun_fgetxattr(int fd, const char *name, void *value, size_t size);
+/// copy_file_range(2) from the current offsets: the kernel copies (or shares) the data.
+long urun_copy_file_range(int in, int out, size_t length);
 /// A CLOEXEC duplicate of fd, numbered 3 or above.
 int urun_dup_cloexec(int fd);
 

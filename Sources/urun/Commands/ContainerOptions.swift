@@ -12,6 +12,8 @@ import UrunUserNS
 enum ContainerOptions {
     static let options: [OptionSpec] = [
         OptionSpec("name", value: "NAME", help: "Name the container (a kept container: see --rm)"),
+        OptionSpec("entrypoint", value: "COMMAND", help: "Replace the image's entrypoint (\"\" clears it; the image's Cmd goes too)"),
+        OptionSpec("platform", value: "OS/ARCH", help: "Which image of a multi-platform archive (default: this machine's)"),
         OptionSpec("env", short: "e", value: "KEY=VALUE", help: "Set an environment variable (KEY alone: take it from urun's environment)", repeatable: true),
         OptionSpec("env-file", value: "FILE", help: "Read environment variables from FILE", repeatable: true, files: true),
         OptionSpec("workdir", short: "w", value: "DIR", help: "Working directory inside the container (created if missing)"),
@@ -49,8 +51,8 @@ enum ContainerOptions {
     ]
 
     static let arguments = [
-        ArgumentSpec("IMAGE", help: "A rootfs tarball or directory", files: true),
-        ArgumentSpec("COMMAND", help: "The command and its arguments (default: /bin/sh)", optional: true, variadic: true),
+        ArgumentSpec("IMAGE", help: "A rootfs tarball, an image archive (docker save, OCI; FILE:TAG picks one of several), a directory, or an image in the cache by name or id", files: true),
+        ArgumentSpec("COMMAND", help: "The command and its arguments (default: the image's, or /bin/sh)", optional: true, variadic: true),
     ]
 
     /// Options → ContainerSpec, validating everything before anything is created.
@@ -69,6 +71,8 @@ enum ContainerOptions {
             spec.workingDirectory = workdir
         }
         spec.user = arguments.value("user")
+        if let entrypoint = arguments.value("entrypoint") { spec.entrypoint = entrypoint.isEmpty ? [] : [entrypoint] }
+        spec.platform = arguments.value("platform")
         spec.hostname = arguments.value("hostname")
         spec.volumes = try arguments.values("volume").map { spec throws in try Volume.parse(spec) }
         spec.tmpfs = try arguments.values("tmpfs").map { spec throws in try TmpfsMount.parse(spec) }

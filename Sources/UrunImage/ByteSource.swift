@@ -1,0 +1,163 @@
+import CUrunArchive
+import CUrunSyscalls
+import Glibc
+import UrunKernel
+
+/// Where archive bytes come from, one chunk at a time without copying: a
+/// file, an entry of an outer archive (a layer inside an image archive), or
+/// a decompressor. Sources stack: file → hash → decompress → hash → tar.
+protocol ByteSource: AnyObject {
+    /// The next chunk, valid until the next call; empty at the end.
+    func next() throws(UrunError) -> UnsafeRawBufferPointer
+}
+
+/// A file, read in 1 MiB chunks; ^C (SIGINT) ends the read.
+final class FileSource: ByteSource {
+    let path: String
+    let size: UInt64
+    private let fd: CInt
+    private let buffer: UnsafeMutableRawPointer
+    private static let chunk = 1 << 20
+
+    init(path: String) throws(UrunError) {
+        self.path = path
+        fd = try sys(.openImage, path: path) { open(path, O_RDONLY | O_CLOEXEC) }
+        var st = stat()
+        fstat(fd, &st)
+        size = UInt64(st.st_size)
+        buffer = .allocate(byteCount: Self.chunk, alignment: 64)
+    }
+
+    deinit {
+        closeQuietly(fd)
+        buffer.deallocate()
+    }
+
+    func next() throws(UrunError) -> UnsafeRawBufferPointer {
+        if urun_interrupted() != 0 { throw .invalid("interrupted") }
+        var n: Int
+        repeat { n = read(fd, buffer, Self.chunk) } while n < 0 && errno == EINTR
+        guard n >= 0 else { throw .kernel(.unpackImage, path: path, .current) }
+        return UnsafeRawBufferPointer(start: buffer, count: n)
+    }
+}
+
+/// Passes chunks through while hashing (unless told not to) and counting them.
+final class HashingSource: ByteSource {
+    private let inner: ByteSource
+    private let hashing: Bool
+    private var hasher = SHA256()
+    private(set) var count: UInt64 = 0
+    var onProgress: ((UInt64) -> Void)?
+
+    init(_ inner: ByteSource, hashing: Bool = true) {
+        self.inner = inner
+        self.hashing = hashing
+    }
+
+    func next() throws(UrunError) -> UnsafeRawBufferPointer {
+        let chunk = try inner.next()
+        if hashing { hasher.update(chunk) }
+        count += UInt64(chunk.count)
+        onProgress?(count)
+        return chunk
+    }
+
+    /// Reads what the consumer left (a tar's padding after its end marker),
+    /// so that the digest covers every byte; the digest as hex.
+    func finish() throws(UrunError) -> String {
+        while try !next().isEmpty {}
+        return hasher.finalizeHex()
+    }
+}
+
+/// The data of the current entry of an outer tar.
+final class EntrySource: ByteSource {
+    private let reader: TarReader
+
+    init(_ reader: TarReader) {
+        self.reader = reader
+    }
+
+    func next() throws(UrunError) -> UnsafeRawBufferPointer {
+        try reader.nextDataBlock()
+    }
+}
+
+/// The decompressed bytes of gzip, xz, zstd or bzip2 data (or the bytes
+/// themselves when uncompressed), recognised by content: libarchive's raw
+/// format over its decompression filters.
+final class DecompressingSource: ByteSource {
+    private let input: LibarchiveInput
+    private let archive: OpaquePointer
+
+    init(_ inner: ByteSource, name: String) throws(UrunError) {
+        input = LibarchiveInput(inner)
+        archive = archive_read_new()
+        archive_read_support_format_raw(archive)
+        supportDecompression(archive)
+        try input.open(archive, name: name, what: "compressed data (gzip, xz, zstd or bzip2) or a tar")
+        var entry: OpaquePointer?
+        guard archive_read_next_header(archive, &entry) == ARCHIVE_OK else {
+            throw input.failure(archive, name: name)
+        }
+    }
+
+    deinit { archive_read_free(archive) }
+
+    func next() throws(UrunError) -> UnsafeRawBufferPointer {
+        var block: UnsafeRawPointer?
+        var size = 0
+        var offset: Int64 = 0
+        let status = archive_read_data_block(archive, &block, &size, &offset)
+        if status == ARCHIVE_EOF { return UnsafeRawBufferPointer(start: nil, count: 0) }
+        guard status == ARCHIVE_OK || status == ARCHIVE_WARN else { throw input.failure(archive, name: "data") }
+        return UnsafeRawBufferPointer(start: block, count: size)
+    }
+}
+
+func supportDecompression(_ archive: OpaquePointer) {
+    archive_read_support_filter_gzip(archive)
+    archive_read_support_filter_xz(archive)
+    archive_read_support_filter_zstd(archive)
+    archive_read_support_filter_bzip2(archive)
+}
+
+/// libarchive's read callback over a ByteSource; keeps the source's error,
+/// which libarchive itself would only report as "read error".
+final class LibarchiveInput {
+    let source: ByteSource
+    var error: UrunError?
+
+    init(_ source: ByteSource) {
+        self.source = source
+    }
+
+    func open(_ archive: OpaquePointer, name: String, what: String) throws(UrunError) {
+        let client = Unmanaged.passUnretained(self).toOpaque()
+        let status = archive_read_open(archive, client, nil, { _, client, out in
+            let input = Unmanaged<LibarchiveInput>.fromOpaque(client!).takeUnretainedValue()
+            do throws(UrunError) {
+                let chunk = try input.source.next()
+                out!.pointee = chunk.baseAddress
+                return chunk.count
+            } catch {
+                input.error = error
+                return -1
+            }
+        }, nil)
+        if status != ARCHIVE_OK {
+            if let error { throw error }
+            throw .invalid("\(name): not \(what): \(Self.message(archive))")
+        }
+    }
+
+    func failure(_ archive: OpaquePointer, name: String) -> UrunError {
+        if let error { return error }
+        return .invalid("\(name): \(Self.message(archive))")
+    }
+
+    static func message(_ archive: OpaquePointer) -> String {
+        archive_error_string(archive).map { String(cString: $0) } ?? "unknown error"
+    }
+}

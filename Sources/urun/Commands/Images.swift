@@ -1,0 +1,207 @@
+import Glibc
+import UrunCLI
+import UrunContainer
+import UrunImage
+import UrunKernel
+import UrunUserNS
+
+/// The image cache as docker users know it: images, rmi, image prune,
+/// system prune, system df.
+func imageStore(_ globals: Globals) throws -> ImageStore {
+    ImageStore(
+        directory: try UrunPaths.resolve(root: globals.root).cache, mapping: try? IDMap.subordinateForCaller(.auto))
+}
+
+/// Ids of the images kept containers use: `prune` leaves them alone.
+func imagesInUse(_ containers: Containers) -> Set<String> {
+    Set(containers.store.all().compactMap(\.imageID))
+}
+
+enum ImagesCommand: Command {
+    static let spec = CommandSpec(
+        name: "images", abstract: "List the images in the cache",
+        options: [
+            OptionSpec("quiet", short: "q", help: "Only print image ids"),
+            OptionSpec("no-trunc", help: "Do not shorten ids"),
+        ])
+
+    static func run(_ arguments: ParsedArguments, _ globals: Globals) throws -> Int32 {
+        let store = try imageStore(globals)
+        let full = arguments.flag("no-trunc")
+        var lines = [["REPOSITORY", "TAG", "IMAGE ID", "SIZE", "LAST USED", "SOURCE"]]
+        var seen = Set<String>()
+        for record in store.records() {
+            let id = full ? "sha256:" + record.id : record.shortID
+            if arguments.flag("quiet") {
+                if seen.insert(record.id).inserted { print(id) }
+                continue
+            }
+            let used = store.lastUsed(record).map { $0.humanDistance() + " ago" } ?? "never"
+            let size = StatsCommand.size(store.size(record))
+            let source = record.source.map { baseName(of: $0) } ?? ""
+            for name in record.names.isEmpty ? [""] : record.names {
+                let (repository, tag) = split(name)
+                lines.append([repository, tag, id, size, used, source])
+            }
+        }
+        if !arguments.flag("quiet") { print(PsCommand.align(lines), terminator: "") }
+        return 0
+    }
+
+    /// "docker.io/library/alpine:3.20" → ("docker.io/library/alpine", "3.20"); a file name has no tag.
+    static func split(_ name: String) -> (String, String) {
+        guard !name.isEmpty else { return ("<none>", "<none>") }
+        if let colon = name.lastIndex(of: ":"), !name[colon...].contains("/") {
+            return (String(name[..<colon]), String(name[name.index(after: colon)...]))
+        }
+        return (name, "<none>")
+    }
+}
+
+enum RmiCommand: Command {
+    static let spec = CommandSpec(
+        name: "rmi", abstract: "Remove images from the cache",
+        options: [OptionSpec("force", short: "f", help: "Untag an image that containers still use (it goes with them)")],
+        arguments: [ArgumentSpec("IMAGE", help: "A name, an id or a unique prefix of one", variadic: true)])
+
+    static func run(_ arguments: ParsedArguments, _ globals: Globals) throws -> Int32 {
+        let store = try imageStore(globals)
+        let containers = try containers(globals)
+        var status: Int32 = 0
+        for reference in arguments.positionals {
+            do {
+                guard let record = store.find(reference) else { throw UrunError.invalid("No such image: \(reference)") }
+                // One of several names goes alone, as in docker.
+                if record.names.count > 1, let name = record.name(matching: reference) {
+                    var rest = record
+                    rest.names.removeAll { $0 == name }
+                    try store.update(rest)
+                    print("Untagged: \(name)")
+                    continue
+                }
+                let users = containers.store.all().filter { $0.imageID == record.id }
+                if let user = users.first {
+                    guard arguments.flag("force") else {
+                        throw UrunError.invalid("unable to remove image \(reference): container \(user.name) uses it (urun rm it first, or rmi -f to untag the image)")
+                    }
+                    var nameless = record
+                    nameless.names = []
+                    try store.update(nameless)
+                    for name in record.names { print("Untagged: \(name)") }
+                    continue
+                }
+                try store.remove(record)
+                for name in record.names { print("Untagged: \(name)") }
+                print("Deleted: sha256:\(record.id)")
+            } catch {
+                writeQuietly(2, "urun: \(error)\n")
+                status = 1
+            }
+        }
+        return status
+    }
+}
+
+/// `--force`, or a yes on the terminal: for the prune verbs, as docker asks.
+func confirmed(_ arguments: ParsedArguments, _ warning: String) -> Bool {
+    if arguments.flag("force") { return true }
+    writeQuietly(1, "WARNING! This will remove:\n\(warning)\nAre you sure you want to continue? [y/N] ")
+    let answer = readLine() ?? ""
+    return answer.lowercased().hasPrefix("y")
+}
+
+enum ImagePruneCommand: Command {
+    static let spec = CommandSpec(
+        name: "image prune", abstract: "Remove unused images (nameless ones; -a: every one no container uses)",
+        options: [
+            OptionSpec("all", short: "a", help: "Remove every image no container uses, not only nameless ones"),
+            OptionSpec("force", short: "f", help: "Do not ask for confirmation"),
+        ])
+
+    static func run(_ arguments: ParsedArguments, _ globals: Globals) throws -> Int32 {
+        let all = arguments.flag("all")
+        guard confirmed(arguments, all ? "  - all images without at least one container associated to them" : "  - all dangling (nameless) images") else {
+            return 0
+        }
+        let result = try imageStore(globals).prune(all: all, inUse: imagesInUse(try containers(globals)))
+        for id in result.removed { print("Deleted: sha256:\(id)") }
+        print("Total reclaimed space: \(StatsCommand.size(result.freed))")
+        return 0
+    }
+}
+
+enum SystemPruneCommand: Command {
+    static let spec = CommandSpec(
+        name: "system prune", abstract: "Remove stopped containers, unused images and leftovers",
+        options: [
+            OptionSpec("all", short: "a", help: "Remove every image no container uses, not only nameless ones"),
+            OptionSpec("force", short: "f", help: "Do not ask for confirmation"),
+        ])
+
+    static func run(_ arguments: ParsedArguments, _ globals: Globals) throws -> Int32 {
+        let all = arguments.flag("all")
+        let warning = "  - all stopped containers\n" + (all ? "  - all images without at least one container associated to them" : "  - all dangling (nameless) images")
+        guard confirmed(arguments, warning) else { return 0 }
+        let containers = try containers(globals)
+        containers.collectGarbage()
+        for record in containers.store.all() {
+            let status = containers.store.state(record.id).status
+            guard status == .exited || status == .created else { continue }
+            do {
+                try containers.remove(record, force: false)
+                print("Deleted container: \(record.id)")
+            } catch {
+                writeQuietly(2, "urun: \(error)\n")
+            }
+        }
+        let result = try imageStore(globals).prune(all: all, inUse: imagesInUse(containers))
+        for id in result.removed { print("Deleted image: sha256:\(id)") }
+        print("Total reclaimed space: \(StatsCommand.size(result.freed))")
+        return 0
+    }
+}
+
+enum SystemDfCommand: Command {
+    static let spec = CommandSpec(name: "system df", abstract: "Show the disk space images and containers use", options: [])
+
+    static func run(_ arguments: ParsedArguments, _ globals: Globals) throws -> Int32 {
+        let store = try imageStore(globals)
+        let containers = try containers(globals)
+        let inUse = imagesInUse(containers)
+        let records = store.records()
+        var layers: [String: Bool] = [:]  // digest → used by an active image
+        for record in records {
+            let active = inUse.contains(record.id) || store.isLeased(record.id)
+            for layer in record.layers { layers[layer] = (layers[layer] ?? false) || active }
+        }
+        let imageSize = layers.keys.reduce(0) { $0 + store.layerSize($1) }
+        let reclaimable = layers.filter { !$0.value }.keys.reduce(0) { $0 + store.layerSize($1) }
+        let activeImages = records.filter { inUse.contains($0.id) || store.isLeased($0.id) }.count
+
+        var containerSize: UInt64 = 0
+        var stoppedSize: UInt64 = 0
+        var running = 0
+        let kept = containers.store.all()
+        for record in kept {
+            let size = treeSize(containers.store.directory(record.id) + "/upper")
+            containerSize += size
+            let status = containers.store.state(record.id).status
+            if status == .running || status == .paused { running += 1 } else { stoppedSize += size }
+        }
+        func percent(_ part: UInt64, _ whole: UInt64) -> String { whole == 0 ? "" : " (\(part * 100 / whole)%)" }
+        print(
+            PsCommand.align([
+                ["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"],
+                ["Images", "\(records.count)", "\(activeImages)", StatsCommand.size(imageSize), StatsCommand.size(reclaimable) + percent(reclaimable, imageSize)],
+                ["Containers", "\(kept.count)", "\(running)", StatsCommand.size(containerSize), StatsCommand.size(stoppedSize) + percent(stoppedSize, containerSize)],
+            ]), terminator: "")
+        return 0
+    }
+}
+
+/// Bytes of file data below `path`, not following symlinks; what cannot be read is not counted.
+func treeSize(_ path: String) -> UInt64 {
+    guard let st = fileStatus(path) else { return 0 }
+    guard isDirectory(st) else { return isRegularFile(st) ? UInt64(st.st_size) : 0 }
+    return ((try? directoryEntries(path)) ?? []).reduce(0) { $0 + treeSize(path + "/" + $1) }
+}
