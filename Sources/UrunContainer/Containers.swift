@@ -226,6 +226,8 @@ public struct Containers: Sendable {
         }
         let lock = try store.lockVerbs(record.id)
         defer { closeQuietly(lock) }
+        // A cgroup that its monitor could not remove (still busy then) goes now.
+        if let path = store.state(record.id).cgroup { try? Cgroup(path: path).remove() }
         try store.remove(record.id)
     }
 

@@ -56,7 +56,7 @@ extension Containers {
         let mappedUID = Self.singleMappedUID(try? readText("/proc/\(state.pid)/uid_map"))
         // From the host's cache, before the mount namespace changes.
         let security = record.spec.security
-        let seccomp = try security.seccompProgram(cache: store.paths.cache)
+        let seccomp = try security.seccompProgram(cache: store.paths.cache, singleMapping: mappedUID != nil)
 
         _ = urun_set_dumpable(0)
         let all: UInt64 = UInt64(URUN_CLONE_NEWUSER | URUN_CLONE_NEWNS | URUN_CLONE_NEWPID | URUN_CLONE_NEWUTS)

@@ -78,8 +78,6 @@ public struct Launcher {
             tmpfs: spec.tmpfs, readOnlyRoot: spec.readOnly, ownNetwork: spec.network.ownNamespace,
             masked: spec.security.masked, readOnlyPaths: spec.security.readOnly)
         plan.ops.append(.directory(target: workingDirectory))
-        // Compiled (or read from the cache) here: the child only loads it.
-        let seccomp = try spec.security.seccompProgram(cache: paths.cache)
 
         // The user, PID and mount namespaces come with the clone (the child is
         // PID 1 from birth); the child makes the others while urun writes the maps.
@@ -89,6 +87,8 @@ public struct Launcher {
         // switches to the user; with one id, the caller's id is the user's.
         let subordinate = try IDMap.subordinateForCaller(spec.userNamespace)
         let idMap = subordinate ?? IDMap.single(hostUID: getuid(), hostGID: getgid(), uid: user.uid, gid: user.gid)
+        // Compiled (or read from the cache) here: the child only loads it.
+        let seccomp = try spec.security.seccompProgram(cache: paths.cache, singleMapping: subordinate == nil)
         let windowSize = spec.tty ? (WindowSize.of(0) ?? WindowSize.of(1)) : nil
 
         // The child hands its pty master back over this socket (SCM_RIGHTS).

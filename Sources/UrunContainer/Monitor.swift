@@ -66,7 +66,7 @@ public struct Monitor {
         urun_drop_executable_pages()
 
         let log = try? ContainerLog(path: store.logFile(id))
-        let status = serve(started, io: &io, log: log, listener: listener, firstClient: firstClient)
+        let (status, clients) = serve(started, io: &io, log: log, listener: listener, firstClient: firstClient)
         closeQuietly(listener)
         log?.flush()
 
@@ -82,6 +82,12 @@ public struct Monitor {
             directory.remove()
         } else {
             directory.release()
+        }
+        // Attached clients learn the exit code last, as docker's do: when
+        // `urun run --rm` returns, the container is gone.
+        for client in clients {
+            _ = sendAll(client, AttachFrame.encode(AttachFrame.exitCode, AttachFrame.code(status.code)))
+            closeQuietly(client)
         }
         return 0
     }
@@ -113,10 +119,11 @@ public struct Monitor {
     }
 
     /// Relays the container's output to the log and to attached clients, and
-    /// their input to the container, until its PID 1 exits.
+    /// their input to the container, until its PID 1 exits. Returns its exit
+    /// status and the clients still attached, who are owed it.
     private func serve(
         _ started: StartedContainer, io: inout MonitorIO, log: ContainerLog?, listener: CInt, firstClient: CInt
-    ) -> ExitStatus {
+    ) -> (ExitStatus, clients: [CInt]) {
         var blocked = started.blockedSignals
         let signals = urun_signalfd(&blocked)
         defer { closeQuietly(signals) }
@@ -216,14 +223,8 @@ public struct Monitor {
                 closeQuietly(fd)
             }
         }
-        let final = status ?? ExitStatus(code: 137, signal: SIGKILL)
-        for client in clients {
-            // Attached clients learn the exit code even if --rm removes the container next.
-            _ = sendAll(client.fd, AttachFrame.encode(AttachFrame.exitCode, AttachFrame.code(final.code)))
-            closeQuietly(client.fd)
-        }
         if let master = started.master { closeQuietly(master) }
-        return final
+        return (status ?? ExitStatus(code: 137, signal: SIGKILL), clients.map(\.fd))
     }
 }
 

@@ -11,6 +11,7 @@ extension SecurityPolicy {
             ("privileged", .bool(privileged)),
             ("unmasked", .array(unmasked.map(JSON.string))),
         ])
+        if let fakeRoot { object["fakeRoot"] = .bool(fakeRoot) }
         switch seccomp {
         case .default: object["seccomp"] = .string("default")
         case .unconfined: object["seccomp"] = .string("unconfined")
@@ -28,6 +29,7 @@ extension SecurityPolicy {
         noNewPrivileges = json["noNewPrivileges"]?.bool ?? true
         privileged = json["privileged"]?.bool ?? false
         unmasked = json["unmasked"]?.strings ?? []
+        fakeRoot = json["fakeRoot"]?.bool
         switch json["seccomp"] {
         case .string("unconfined")?: seccomp = .unconfined
         case let profile? where profile["text"] != nil:

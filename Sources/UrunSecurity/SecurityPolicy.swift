@@ -20,6 +20,8 @@ public struct SecurityPolicy: Equatable, Sendable {
     /// Paths to leave visible (`--security-opt unmask=PATH`), or ["ALL"].
     public var unmasked: [String] = []
     public var privileged = false
+    /// --fake-root (see FakeRoot.swift): nil means "when only the caller's id is mapped".
+    public var fakeRoot: Bool?
 
     public init() {}
 
@@ -44,8 +46,15 @@ public struct SecurityPolicy: Equatable, Sendable {
     /// The capability set the command gets.
     public var effectiveCapabilities: Capabilities { privileged ? .all : capabilities }
 
-    /// The profile, parsed; nil when unconfined (or privileged).
-    public func seccompProfile() throws(UrunError) -> (profile: SeccompProfile, identity: String)? {
+    /// The profile, parsed; nil when unconfined (or privileged) without fake root.
+    public func seccompProfile(fakeRoot: Bool = false) throws(UrunError) -> (profile: SeccompProfile, identity: String)? {
+        guard let (profile, identity) = try ownProfile() else {
+            return fakeRoot ? (.fakeRootOnly, SeccompProfile.defaultIdentity + "-fakeonly") : nil
+        }
+        return fakeRoot ? (profile.fakingRoot(), identity + "-fake") : (profile, identity)
+    }
+
+    private func ownProfile() throws(UrunError) -> (profile: SeccompProfile, identity: String)? {
         if privileged { return nil }
         switch seccomp {
         case .unconfined: return nil
@@ -63,8 +72,9 @@ public struct SecurityPolicy: Equatable, Sendable {
 
     /// The compiled filter, from the cache when possible. Done in the parent,
     /// before the clone: the child only loads it.
-    public func seccompProgram(cache: String) throws(UrunError) -> [UInt8]? {
-        guard let (profile, identity) = try seccompProfile() else { return nil }
+    public func seccompProgram(cache: String, singleMapping: Bool) throws(UrunError) -> [UInt8]? {
+        let fakeRoot = self.fakeRoot ?? singleMapping
+        guard let (profile, identity) = try seccompProfile(fakeRoot: fakeRoot) else { return nil }
         return try profile.program(for: effectiveCapabilities, identity: identity, cache: cache)
     }
 

@@ -8,16 +8,27 @@ struct DelegatedCgroup: Sendable {
     let path: String
     let controllers: Set<String>
 
-    static let shared: DelegatedCgroup? = {
+    /// CgroupTests' subtree. Suites that run beside it get their own, so that
+    /// one suite's containers never show up in another's counts.
+    static let shared = make()
+    static let forLifecycle = make()
+
+    private static func make() -> DelegatedCgroup? {
         guard getuid() == 0, Harness.shared.isAvailable, let user = Harness.shared.user else { return nil }
         let made = Harness.sh("'\(Harness.packageRoot)/Helpers/cgroup-delegate' create \(user.name)")
         let path = made.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
         guard made.status == 0, !path.isEmpty else { return nil }
-        delegatedToRemove = path
-        atexit { _ = system("'\(Harness.packageRoot)/Helpers/cgroup-delegate' remove '\(delegatedToRemove)'") }
+        delegatedToRemove.append(path)
+        if delegatedToRemove.count == 1 {
+            atexit {
+                for path in delegatedToRemove {
+                    _ = system("'\(Harness.packageRoot)/Helpers/cgroup-delegate' remove '\(path)'")
+                }
+            }
+        }
         let controllers = (try? String(contentsOfFile: path + "/cgroup.controllers", encoding: .utf8)) ?? ""
         return DelegatedCgroup(path: path, controllers: Set(controllers.split(whereSeparator: \.isWhitespace).map(String.init)))
-    }()
+    }
 
     static var skipReason: String {
         if getuid() != 0 { return "making a delegated cgroup needs root (run the tests as root, as CI does)" }
@@ -32,7 +43,7 @@ struct DelegatedCgroup: Sendable {
     func has(_ controller: String) -> Bool { controllers.contains(controller) }
 }
 
-nonisolated(unsafe) private var delegatedToRemove = ""
+nonisolated(unsafe) private var delegatedToRemove: [String] = []
 
 let delegatedCgroupAvailable: ConditionTrait = .enabled(
     if: DelegatedCgroup.shared != nil, Comment(rawValue: DelegatedCgroup.skipReason))

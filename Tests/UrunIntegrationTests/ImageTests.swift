@@ -132,3 +132,69 @@ import UrunTestSupport
         #expect(layers(root).isEmpty, "\(layers(root))")
     }
 }
+
+/// Without subordinate ids only the caller's own id exists inside: fake root
+/// lets package managers' chown and device mknod calls succeed without effect.
+@Suite(harnessAvailable) struct FakeRootTests {
+    let h = Harness.shared
+
+    @Test func chownAndDeviceNodesSucceedWithoutEffect() {
+        let script = "touch /f; chown 100:100 /f && echo chown-ok; mknod /dev/disk b 8 0 && echo mknod-ok; mkfifo /fifo && echo fifo-ok; stat -c %u /f"
+        let fake = h.urun(["--userns", "single", h.image(), "sh", "-c", script])
+        #expect(fake.lines == ["chown-ok", "mknod-ok", "fifo-ok", "0"], "the calls succeed, nothing changes: \(fake)")
+        let real = h.urun(["--userns", "single", "--fake-root=false", h.image(), "sh", "-c", script])
+        #expect(real.lines == ["fifo-ok", "0"], "\(real)")
+        #expect(real.stderr.contains("Invalid argument"), "without fake root, chown to an unmapped id fails")
+    }
+
+    /// A Debian root filesystem with the host's own dpkg, and a package whose
+    /// maintainer script chowns a file, as many do.
+    @Test func dpkgInstallsALocalPackage() throws {
+        guard access("/usr/bin/dpkg", X_OK) == 0, access("/usr/bin/dpkg-deb", X_OK) == 0 else {
+            print("FakeRootTests: no dpkg on this host to build a Debian root filesystem from; dpkg -i is not checked")
+            return
+        }
+        let root = h.freshRoot()
+        let tree = root + "/debian"
+        let made = Harness.sh(
+            """
+            set -e
+            mkdir -p \(tree) && tar -C \(tree) -xf \(h.image())
+            # The busybox tree has absolute symlinks such as usr/bin/dpkg-deb ->
+            # /bin/busybox: a plain cp would write through them onto the host.
+            for b in /usr/bin/dpkg /usr/bin/dpkg-deb /usr/bin/dpkg-split /usr/bin/dpkg-query /usr/bin/tar; do
+              cp --remove-destination $b \(tree)/usr/bin/
+              for l in $(ldd $b | grep -o '/[^ ]*'); do
+                mkdir -p \(tree)$(dirname $l); cp -L --remove-destination $l \(tree)$l
+              done
+            done
+            # dpkg insists that ldconfig exists; a static busybox tree needs none.
+            rm -f \(tree)/sbin/ldconfig && printf '#!/bin/sh\\nexit 0\\n' > \(tree)/sbin/ldconfig && chmod 755 \(tree)/sbin/ldconfig
+            mkdir -p \(tree)/var/lib/dpkg/info \(tree)/var/lib/dpkg/updates \(tree)/var/lib/dpkg/triggers \(tree)/etc/dpkg/dpkg.cfg.d \(tree)/var/log
+            touch \(tree)/var/lib/dpkg/status \(tree)/var/lib/dpkg/available
+            mkdir -p \(root)/pkg/DEBIAN \(root)/pkg/usr/share/hello-urun
+            printf 'Package: hello-urun\\nVersion: 1.0\\nArchitecture: all\\nMaintainer: urun tests <t@example.org>\\nDescription: a test package\\n' > \(root)/pkg/DEBIAN/control
+            printf '#!/bin/sh\\nset -e\\nchown 100:100 /usr/share/hello-urun/file\\n' > \(root)/pkg/DEBIAN/postinst
+            chmod 755 \(root)/pkg/DEBIAN/postinst
+            echo hello > \(root)/pkg/usr/share/hello-urun/file
+            dpkg-deb --root-owner-group --build \(root)/pkg \(tree)/hello.deb >/dev/null
+            tar -C \(tree) -cf \(root)/debian.tar .
+            chmod 644 \(root)/debian.tar
+            """)
+        try #require(made.status == 0, "\(made)")
+        let image = root + "/debian.tar"
+        // Full paths: busybox's sh prefers its own dpkg applet to the one in PATH.
+        let installed = h.urun(["--userns", "single", image, "sh", "-c", "/usr/bin/dpkg -i /hello.deb && /usr/bin/dpkg -s hello-urun | grep Status"], root: root)
+        #expect(installed.status == 0, "\(installed)")
+        #expect(installed.stdout.contains("Status: install ok installed"), "\(installed)")
+        let refused = h.urun(["--userns", "single", "--fake-root=false", image, "/usr/bin/dpkg", "-i", "/hello.deb"], root: root)
+        #expect(refused.status != 0, "without fake root the maintainer script's chown fails: \(refused)")
+        #expect(refused.stderr.contains("post-installation script"), "\(refused)")
+        if h.subordinateRange != nil {
+            // With subordinate ids the chown is real.
+            let real = h.urun([image, "sh", "-c", "/usr/bin/dpkg -i /hello.deb >/dev/null && stat -c %u:%g /usr/share/hello-urun/file"], root: root)
+            #expect(real.stdout == "100:100\n", "\(real)")
+        }
+        print("FakeRootTests: no Alpine root filesystem or apk on this host; apk add is not checked")
+    }
+}

@@ -29,6 +29,7 @@ enum ContainerOptions {
         OptionSpec("stop-signal", value: "SIGNAL", help: "Signal `urun stop` sends first (default SIGTERM)"),
         OptionSpec("stop-timeout", value: "SECONDS", help: "Seconds `urun stop` waits before SIGKILL (default 10)"),
         OptionSpec("userns", value: "MODE", help: "auto (subordinate ids from /etc/subuid when granted; the default), subids (require them), or single (only your own id)", choices: UserNamespaceMode.allCases.map(\.rawValue)),
+        OptionSpec("fake-root", value: "BOOL", help: "Make chown, setuid and device mknod succeed without effect (default: when only your own id is mapped)", choices: ["true", "false"], implicitValue: "true"),
         OptionSpec("cap-add", value: "CAP", help: "Add a capability (CHOWN or CAP_CHOWN; ALL for every one)", repeatable: true),
         OptionSpec("cap-drop", value: "CAP", help: "Drop a capability from docker's default 14 (ALL for every one)", repeatable: true),
         OptionSpec("privileged", help: "Every capability, no seccomp filter, no masked paths (still rootless)"),
@@ -133,6 +134,7 @@ enum ContainerOptions {
         policy.capabilities = try Capabilities.resolve(
             adding: arguments.values("cap-add"), dropping: arguments.values("cap-drop"))
         policy.privileged = arguments.flag("privileged")
+        if let fake = arguments.value("fake-root") { policy.fakeRoot = fake == "true" }
         for option in arguments.values("security-opt") {
             try policy.apply(option: option) { (path) throws(UrunError) in try readText(path) }
         }
