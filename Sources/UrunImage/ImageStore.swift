@@ -343,7 +343,7 @@ public struct ImageStore: Sendable {
         for name in (try? directoryEntries(tmp)) ?? [] {
             let fd = open(tmp + "/" + name, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
             guard fd >= 0 else { continue }
-            if flock(fd, LOCK_EX | LOCK_NB) == 0 { try? removeTree(tmp + "/" + name) }
+            if flock(fd, LOCK_EX | LOCK_NB) == 0 { try? removeTreeAsOwner(tmp + "/" + name) }
             closeQuietly(fd)
         }
     }

@@ -80,6 +80,21 @@ import Testing
         #expect(nothingLeft(r))
     }
 
+    /// What a container wrote as another of its users (a subordinate id on
+    /// the host, which the caller cannot remove from outside) goes with rm.
+    @Test func rmRemovesFilesOwnedBySubordinateIDs() {
+        guard h.subordinateRange != nil else {
+            print("LifecycleTests: the test user has no subordinate ids; removal of their files is not checked")
+            return
+        }
+        let r = root()
+        let script = "mkdir -p /srv/d/e && touch /srv/d/e/f && chown -R 100:100 /srv/d && chmod -R 700 /srv/d && stat -c %u /srv/d/e/f"
+        let run = u(r, ["run", "--name", "owned", h.image(), "sh", "-c", script])
+        #expect(run.stdout == "100\n", "\(run)")
+        #expect(u(r, ["rm", "owned"]).status == 0)
+        #expect(nothingLeft(r))
+    }
+
     @Test func stopWaitsTheTimeoutForAnUncooperativeProcessThenKills() {
         let r = root()
         #expect(u(r, ["run", "-d", "--name", "stubborn", h.image(), "sh", "-c", "trap '' TERM; while :; do sleep 0.1; done"]).status == 0)

@@ -70,3 +70,20 @@ import UrunKernel
         #expect(groups[1].members.isEmpty)
     }
 }
+
+@Suite struct HumanSizeTests {
+    @Test(arguments: [
+        (0, "0B"), (999, "999B"), (1000, "1kB"), (1500, "1.5kB"), (1982256, "1.98MB"),
+        (2140160, "2.14MB"), (12_345_678, "12.3MB"), (999_700, "1MB"), (105_000_000, "105MB"),
+        (7_800_000_000, "7.8GB"), (1_050_000, "1.05MB"),
+    ] as [(UInt64, String)])
+    func sizesReadAsDockersDo(bytes: UInt64, text: String) {
+        #expect(humanSize(bytes) == text)
+    }
+
+    @Test func memoryReadsInBinaryUnits() {
+        #expect(humanSize(1536 * 1024, binary: true) == "1.5MiB")
+        #expect(humanSize(8 << 30, binary: true) == "8GiB")
+        #expect(humanSize(1023, binary: true) == "1023B")
+    }
+}

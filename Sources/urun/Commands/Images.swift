@@ -37,7 +37,7 @@ enum ImagesCommand: Command {
                 continue
             }
             let used = store.lastUsed(record).map { $0.humanDistance() + " ago" } ?? "never"
-            let size = StatsCommand.size(store.size(record))
+            let size = humanSize(store.size(record))
             let source = record.source.map { baseName(of: $0) } ?? ""
             for name in record.names.isEmpty ? [""] : record.names {
                 let (repository, tag) = split(name)
@@ -125,7 +125,7 @@ enum ImagePruneCommand: Command {
         }
         let result = try imageStore(globals).prune(all: all, inUse: imagesInUse(try containers(globals)))
         for id in result.removed { print("Deleted: sha256:\(id)") }
-        print("Total reclaimed space: \(StatsCommand.size(result.freed))")
+        print("Total reclaimed space: \(humanSize(result.freed))")
         return 0
     }
 }
@@ -156,7 +156,7 @@ enum SystemPruneCommand: Command {
         }
         let result = try imageStore(globals).prune(all: all, inUse: imagesInUse(containers))
         for id in result.removed { print("Deleted image: sha256:\(id)") }
-        print("Total reclaimed space: \(StatsCommand.size(result.freed))")
+        print("Total reclaimed space: \(humanSize(result.freed))")
         return 0
     }
 }
@@ -192,8 +192,8 @@ enum SystemDfCommand: Command {
         print(
             PsCommand.align([
                 ["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"],
-                ["Images", "\(records.count)", "\(activeImages)", StatsCommand.size(imageSize), StatsCommand.size(reclaimable) + percent(reclaimable, imageSize)],
-                ["Containers", "\(kept.count)", "\(running)", StatsCommand.size(containerSize), StatsCommand.size(stoppedSize) + percent(stoppedSize, containerSize)],
+                ["Images", "\(records.count)", "\(activeImages)", humanSize(imageSize), humanSize(reclaimable) + percent(reclaimable, imageSize)],
+                ["Containers", "\(kept.count)", "\(running)", humanSize(containerSize), humanSize(stoppedSize) + percent(stoppedSize, containerSize)],
             ]), terminator: "")
         return 0
     }

@@ -220,8 +220,9 @@ enum StatsCommand: Command {
                 if let a = before?.cpuMicroseconds, let b = after.cpuMicroseconds {
                     cpu = percent(Double(b - min(a, b)) / 500_000)
                 }
-                let memory = (after.memoryBytes.map(size) ?? "--") + " / " + (after.memoryLimit.map(size) ?? "--")
-                let io = (after.ioReadBytes.map(size) ?? "--") + " / " + (after.ioWrittenBytes.map(size) ?? "--")
+                let memory = (after.memoryBytes.map { humanSize($0, binary: true) } ?? "--") + " / "
+                    + (after.memoryLimit.map { humanSize($0, binary: true) } ?? "--")
+                let io = (after.ioReadBytes.map { humanSize($0) } ?? "--") + " / " + (after.ioWrittenBytes.map { humanSize($0) } ?? "--")
                 lines.append([String(record.id.prefix(12)), record.name, cpu, memory, after.processes.map(String.init) ?? "--", io])
             }
             if !arguments.flag("no-stream") { print("\u{1B}[2J\u{1B}[H", terminator: "") }
@@ -244,13 +245,6 @@ enum StatsCommand: Command {
     static func percent(_ fraction: Double) -> String {
         let hundredths = Int((fraction * 10000).rounded())
         return "\(hundredths / 100).\(hundredths % 100 < 10 ? "0" : "")\(hundredths % 100)%"
-    }
-
-    static func size(_ bytes: UInt64) -> String {
-        if bytes >= 1 << 30 { return "\(bytes >> 30)GiB" }
-        if bytes >= 1 << 20 { return "\(bytes >> 20)MiB" }
-        if bytes >= 1 << 10 { return "\(bytes >> 10)KiB" }
-        return "\(bytes)B"
     }
 }
 
