@@ -63,7 +63,9 @@ public struct IDMap: Equatable, Sendable {
     /// requires before an unprivileged gid_map. Subordinate ranges go through
     /// the setuid helpers newuidmap and newgidmap, run side by side; they
     /// leave setgroups allowed, so that su and apt can use groups inside.
-    public func write(for pid: pid_t) throws(UrunError) {
+    /// The helpers take milliseconds: the caller may work meanwhile, and
+    /// learns that the maps are in place from `MapWriting.finish()`.
+    public func startWriting(for pid: pid_t) throws(UrunError) -> MapWriting {
         let proc = "/proc/\(pid)"
         if getuid() == 0 || isWritableByCaller(uid: getuid(), gid: getgid()) {
             if gids.count == 1 && getuid() != 0 {
@@ -71,7 +73,7 @@ public struct IDMap: Equatable, Sendable {
             }
             try writeProcFile(proc + "/uid_map", Self.text(uids), step: .writeUIDMap)
             try writeProcFile(proc + "/gid_map", Self.text(gids), step: .writeGIDMap)
-            return
+            return MapWriting(helpers: [])
         }
         guard let newuidmap = SubordinateIDs.helper("newuidmap"), let newgidmap = SubordinateIDs.helper("newgidmap") else {
             throw .invalid("mapping subordinate ids needs newuidmap and newgidmap (Debian: apt-get install uidmap)")
@@ -79,13 +81,19 @@ public struct IDMap: Equatable, Sendable {
         func arguments(_ ranges: [IDRange]) -> [String] {
             ranges.flatMap { [String($0.inside), String($0.outside), String($0.count)] }
         }
-        let uidHelper = try HelperProcess(
-            .runNewuidmap, [newuidmap, String(pid)] + arguments(uids))
-        let gidHelper = try HelperProcess(.runNewgidmap, [newgidmap, String(pid)] + arguments(gids))
-        let uidResult = uidHelper.wait()
-        let gidResult = gidHelper.wait()
-        try uidResult.get()
-        try gidResult.get()
+        let uidHelper = try HelperProcess(.runNewuidmap, [newuidmap, String(pid)] + arguments(uids))
+        do throws(UrunError) {
+            let gidHelper = try HelperProcess(.runNewgidmap, [newgidmap, String(pid)] + arguments(gids))
+            return MapWriting(helpers: [uidHelper, gidHelper])
+        } catch {
+            _ = uidHelper.wait()
+            throw error
+        }
+    }
+
+    /// Writes the maps and returns once they are in place.
+    public func write(for pid: pid_t) throws(UrunError) {
+        try startWriting(for: pid).finish()
     }
 
     private func writeProcFile(_ path: String, _ text: String, step: Step) throws(UrunError) {
@@ -96,5 +104,16 @@ public struct IDMap: Equatable, Sendable {
         defer { closeQuietly(fd) }
         // One write(2): the kernel accepts a map only in a single write.
         try writeAll(fd, text, step: step, path: path)
+    }
+}
+
+/// Maps being written by helpers that still run.
+public struct MapWriting {
+    let helpers: [HelperProcess]
+
+    /// Waits for every helper; the first failure, if any.
+    public func finish() throws(UrunError) {
+        let results = helpers.map { $0.wait() }
+        for result in results { try result.get() }
     }
 }

@@ -8,7 +8,9 @@ import UrunKernel
 ///     ──────────────────────────────            ──────────────────────────────────
 ///     clone(CLONE_NEWUSER|…)  ────────────────▶ unshare(`early`): slow ones, e.g. the
 ///     write setgroups, uid_map, gid_map           network namespace, meanwhile
-///     prepare(pid)   (directories, cgroup)      blocks in read(release)
+///       (or start newuidmap, newgidmap)         blocks in read(release)
+///     prepare(pid)   (directories, cgroup)
+///     wait for the helpers
 ///     write(release, 1 byte)  ────────────────▶ now root of its user namespace:
 ///                                               mounts, pivot_root, … , execve
 ///     read(report) ◀─────────────────────────── on failure: one error record, _exit
@@ -80,8 +82,14 @@ public func cloneIntoNamespaces(
     let child = NamespacedChild(pid: pid, pidfd: pidfd, reportFD: report[0])
     Explain.note(.clone, "→ child pid \(pid) on the host, pid 1 in its own PID namespace")
     do throws(UrunError) {
-        try idMap.write(for: pid)
-        try prepare(pid)
+        let maps = try idMap.startWriting(for: pid)
+        do throws(UrunError) {
+            try prepare(pid)  // while newuidmap and newgidmap run
+        } catch {
+            try? maps.finish()
+            throw error
+        }
+        try maps.finish()
         var go: UInt8 = 1
         Explain.step(.releaseChild, "write(release pipe) → the child continues")
         // EPIPE means the child already failed (in its early unshare); its

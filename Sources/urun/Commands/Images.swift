@@ -110,6 +110,14 @@ func confirmed(_ arguments: ParsedArguments, _ warning: String) -> Bool {
     return answer.lowercased().hasPrefix("y")
 }
 
+/// The images prune removes (nameless ones, or with `all` every one no
+/// container uses), each printed, then the space reclaimed.
+func pruneImages(_ globals: Globals, all: Bool, containers: Containers, deleted: String) throws {
+    let result = try imageStore(globals).prune(all: all, inUse: imagesInUse(containers))
+    for id in result.removed { print("\(deleted): sha256:\(id)") }
+    print("Total reclaimed space: \(humanSize(result.freed))")
+}
+
 enum ImagePruneCommand: Command {
     static let spec = CommandSpec(
         name: "image prune", abstract: "Remove unused images (nameless ones; -a: every one no container uses)",
@@ -123,9 +131,7 @@ enum ImagePruneCommand: Command {
         guard confirmed(arguments, all ? "  - all images without at least one container associated to them" : "  - all dangling (nameless) images") else {
             return 0
         }
-        let result = try imageStore(globals).prune(all: all, inUse: imagesInUse(try containers(globals)))
-        for id in result.removed { print("Deleted: sha256:\(id)") }
-        print("Total reclaimed space: \(humanSize(result.freed))")
+        try pruneImages(globals, all: all, containers: try containers(globals), deleted: "Deleted")
         return 0
     }
 }
@@ -154,9 +160,7 @@ enum SystemPruneCommand: Command {
                 writeQuietly(2, "urun: \(error)\n")
             }
         }
-        let result = try imageStore(globals).prune(all: all, inUse: imagesInUse(containers))
-        for id in result.removed { print("Deleted image: sha256:\(id)") }
-        print("Total reclaimed space: \(humanSize(result.freed))")
+        try pruneImages(globals, all: all, containers: containers, deleted: "Deleted image")
         return 0
     }
 }
