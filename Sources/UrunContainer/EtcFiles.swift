@@ -16,6 +16,13 @@ enum EtcFiles {
         ]
     }
 
+    /// Under fake root apt's downloader drops to the _apt user, checks, and
+    /// finds it is still root: told to stay root, it works (charliecloud
+    /// does the same). Only for images that have apt.
+    static let aptStaysRoot = GeneratedFile(
+        target: "/etc/apt/apt.conf.d/00urun-fake-root",
+        content: "// urun --fake-root: setuid(2) is faked, so apt's sandbox user cannot be switched to\nAPT::Sandbox::User \"root\";\n")
+
     static func hosts(hostname: String, network: NetworkMode) -> String {
         if network == .host, let host = try? readText("/etc/hosts") { return host }
         return """

@@ -71,10 +71,17 @@ public struct Launcher {
         let environment = ContainerEnvironment.build(
             hostname: hostname, home: user.home, tty: spec.tty, image: spec.imageEnvironment, user: spec.environment)
         let workingDirectory = spec.workingDirectory ?? "/"
+        // With subordinate ids the caller is root inside and the child
+        // switches to the user; with one id, the caller's id is the user's.
+        let subordinate = try IDMap.subordinateForCaller(spec.userNamespace)
+        var files = EtcFiles.files(hostname: hostname, network: spec.network)
+        if spec.security.fakesRoot(singleMapping: subordinate == nil) && image.hasDirectory("/etc/apt/apt.conf.d") {
+            files.append(EtcFiles.aptStaysRoot)
+        }
         var plan = MountPlan.container(
             scratch: directory.path, lower: image.layers, lowerBase: image.layerBase, upper: directory.upper,
             work: directory.work,
-            volatile: ephemeral, files: EtcFiles.files(hostname: hostname, network: spec.network), volumes: spec.volumes,
+            volatile: ephemeral, files: files, volumes: spec.volumes,
             tmpfs: spec.tmpfs, readOnlyRoot: spec.readOnly, ownNetwork: spec.network.ownNamespace,
             masked: spec.security.masked, readOnlyPaths: spec.security.readOnly)
         plan.ops.append(.directory(target: workingDirectory))
@@ -83,9 +90,6 @@ public struct Launcher {
         // PID 1 from birth); the child makes the others while urun writes the maps.
         var early: Namespaces = [.uts, .ipc]
         if spec.network.ownNamespace { early.insert(.network) }
-        // With subordinate ids the caller is root inside and the child
-        // switches to the user; with one id, the caller's id is the user's.
-        let subordinate = try IDMap.subordinateForCaller(spec.userNamespace)
         let idMap = subordinate ?? IDMap.single(hostUID: getuid(), hostGID: getgid(), uid: user.uid, gid: user.gid)
         // Compiled (or read from the cache) here: the child only loads it.
         let seccomp = try spec.security.seccompProgram(cache: paths.cache, singleMapping: subordinate == nil)

@@ -36,6 +36,19 @@ public struct Image: Sendable {
     /// that has it, unless a layer above hides it with a whiteout. Read
     /// through an in-root walk of each layer, so no symlink leads out.
     public func readFile(_ path: String) -> String? {
+        topmost(path) { directory, st in
+            st.st_mode & S_IFMT == S_IFREG ? try? readText(baseName(of: path), at: directory) : nil
+        }
+    }
+
+    /// Whether the container will see a directory at `path`.
+    public func hasDirectory(_ path: String) -> Bool {
+        topmost(path) { _, st in st.st_mode & S_IFMT == S_IFDIR } ?? false
+    }
+
+    /// `body` applied to the topmost layer's entry at `path` (its parent
+    /// directory and its status); nil where there is none or a whiteout.
+    private func topmost<T>(_ path: String, _ body: (CInt, stat) -> T?) -> T? {
         for layer in layerPaths {
             let root = open(layer, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
             guard root >= 0 else { continue }
@@ -45,7 +58,7 @@ public struct Image: Sendable {
             var st = stat()
             guard fstatat(directory, baseName(of: path), &st, AT_SYMLINK_NOFOLLOW) == 0 else { continue }
             if st.st_mode & S_IFMT == S_IFCHR && st.st_rdev == 0 { return nil }  // a whiteout
-            return try? readText(baseName(of: path), at: directory)
+            return body(directory, st)
         }
         return nil
     }

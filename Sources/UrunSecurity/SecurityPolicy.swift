@@ -70,10 +70,14 @@ public struct SecurityPolicy: Equatable, Sendable {
         }
     }
 
+    /// Whether chown and setuid are faked: as asked, else when only the
+    /// caller's own id is mapped.
+    public func fakesRoot(singleMapping: Bool) -> Bool { fakeRoot ?? singleMapping }
+
     /// The compiled filter, from the cache when possible. Done in the parent,
     /// before the clone: the child only loads it.
     public func seccompProgram(cache: String, singleMapping: Bool) throws(UrunError) -> [UInt8]? {
-        let fakeRoot = self.fakeRoot ?? singleMapping
+        let fakeRoot = fakesRoot(singleMapping: singleMapping)
         guard let (profile, identity) = try seccompProfile(fakeRoot: fakeRoot) else { return nil }
         return try profile.program(for: effectiveCapabilities, identity: identity, cache: cache)
     }

@@ -147,8 +147,23 @@ import UrunTestSupport
         #expect(real.stderr.contains("Invalid argument"), "without fake root, chown to an unmapped id fails")
     }
 
-    /// A Debian root filesystem with the host's own dpkg, and a package whose
-    /// maintainer script chowns a file, as many do.
+    /// A package whose maintainer script chowns a file, as many do, built in
+    /// `directory` with the host's dpkg-deb.
+    static func makePackage(in directory: String) -> Outcome {
+        Harness.sh(
+            """
+            set -e
+            mkdir -p \(directory)/pkg/DEBIAN \(directory)/pkg/usr/share/hello-urun
+            printf 'Package: hello-urun\\nVersion: 1.0\\nArchitecture: all\\nMaintainer: urun tests <t@example.org>\\nDescription: a test package\\n' > \(directory)/pkg/DEBIAN/control
+            printf '#!/bin/sh\\nset -e\\nchown 100:100 /usr/share/hello-urun/file\\n' > \(directory)/pkg/DEBIAN/postinst
+            chmod 755 \(directory)/pkg/DEBIAN/postinst
+            echo hello > \(directory)/pkg/usr/share/hello-urun/file
+            dpkg-deb --root-owner-group --build \(directory)/pkg \(directory)/hello.deb >/dev/null
+            chmod 755 \(directory) && chmod 644 \(directory)/hello.deb
+            """)
+    }
+
+    /// A Debian root filesystem with the host's own dpkg, and the package.
     @Test func dpkgInstallsALocalPackage() throws {
         guard access("/usr/bin/dpkg", X_OK) == 0, access("/usr/bin/dpkg-deb", X_OK) == 0 else {
             print("FakeRootTests: no dpkg on this host to build a Debian root filesystem from; dpkg -i is not checked")
@@ -156,6 +171,7 @@ import UrunTestSupport
         }
         let root = h.freshRoot()
         let tree = root + "/debian"
+        try #require(Self.makePackage(in: root).status == 0)
         let made = Harness.sh(
             """
             set -e
@@ -172,12 +188,7 @@ import UrunTestSupport
             rm -f \(tree)/sbin/ldconfig && printf '#!/bin/sh\\nexit 0\\n' > \(tree)/sbin/ldconfig && chmod 755 \(tree)/sbin/ldconfig
             mkdir -p \(tree)/var/lib/dpkg/info \(tree)/var/lib/dpkg/updates \(tree)/var/lib/dpkg/triggers \(tree)/etc/dpkg/dpkg.cfg.d \(tree)/var/log
             touch \(tree)/var/lib/dpkg/status \(tree)/var/lib/dpkg/available
-            mkdir -p \(root)/pkg/DEBIAN \(root)/pkg/usr/share/hello-urun
-            printf 'Package: hello-urun\\nVersion: 1.0\\nArchitecture: all\\nMaintainer: urun tests <t@example.org>\\nDescription: a test package\\n' > \(root)/pkg/DEBIAN/control
-            printf '#!/bin/sh\\nset -e\\nchown 100:100 /usr/share/hello-urun/file\\n' > \(root)/pkg/DEBIAN/postinst
-            chmod 755 \(root)/pkg/DEBIAN/postinst
-            echo hello > \(root)/pkg/usr/share/hello-urun/file
-            dpkg-deb --root-owner-group --build \(root)/pkg \(tree)/hello.deb >/dev/null
+            cp \(root)/hello.deb \(tree)/hello.deb
             tar -C \(tree) -cf \(root)/debian.tar .
             chmod 644 \(root)/debian.tar
             """)
@@ -196,5 +207,28 @@ import UrunTestSupport
             #expect(real.stdout == "100:100\n", "\(real)")
         }
         print("FakeRootTests: no Alpine root filesystem or apk on this host; apk add is not checked")
+    }
+
+    /// apt-get installs a local .deb in a real Debian root filesystem, in
+    /// both modes. apt's downloader switches to the _apt user and checks;
+    /// under fake root urun tells apt to stay root.
+    @Test func aptGetInstallsALocalPackage() throws {
+        let candidates = [ProcessInfo.processInfo.environment["URUN_TEST_DEBIAN_ROOTFS"], Harness.packageRoot + "/.build/bench/debian-minbase.tar.zst"]
+        guard let rootfs = candidates.compactMap({ $0 }).first(where: { access($0, R_OK) == 0 }) else {
+            print("FakeRootTests: no Debian root filesystem tarball (Helpers/bench/run makes one with mmdebstrap, or set URUN_TEST_DEBIAN_ROOTFS); apt-get install is not checked")
+            return
+        }
+        let root = h.freshRoot()
+        try #require(Self.makePackage(in: root + "/pkgs").status == 0)
+        let image = root + "/debian.tar.zst"
+        try #require(Harness.sh("cp '\(rootfs)' \(image) && chmod 644 \(image)").status == 0)
+        let script = "apt-get install -y -q /pkgs/hello.deb >/dev/null 2>&1; dpkg -s hello-urun | grep Status; stat -c %u:%g /usr/share/hello-urun/file"
+        let fake = h.urun(["--userns", "single", "-v", root + "/pkgs:/pkgs:ro", image, "sh", "-c", script], root: root)
+        #expect(fake.lines.first == "Status: install ok installed", "\(fake)")
+        #expect(fake.lines.last == "0:0", "fake root: the chown did nothing")
+        if h.subordinateRange != nil {
+            let real = h.urun(["-v", root + "/pkgs:/pkgs:ro", image, "sh", "-c", script], root: root)
+            #expect(real.lines == ["Status: install ok installed", "100:100"], "\(real)")
+        }
     }
 }
