@@ -1,7 +1,9 @@
+import Glibc
 import UrunCgroups
 import UrunImage
 import UrunKernel
 import UrunProcess
+import UrunUserNS
 
 extension Containers {
     /// `urun inspect`: what docker users look for, in docker's shape.
@@ -64,6 +66,23 @@ extension Containers {
         host["AutoRemove"] = .bool(record.autoRemove)
         host["Init"] = .bool(spec.useInit)
         host["Limits"] = limits
+        // Which ids exist inside: subordinate ranges, or only the caller's own
+        // (then fake root, unless turned off). Docs/images.md explains both.
+        let mapping = try? spec.subordinateMapping()
+        let ranges = { (ranges: [IDRange]) in JSON.array(ranges.map { .string("\($0.inside):\($0.outside):\($0.count)") }) }
+        host["UsernsMode"] = .string(spec.userNamespace.rawValue)
+        // A running container's own maps say it exactly (--user changes the single map).
+        func live(_ file: String) -> JSON? {
+            guard state.status == .running || state.status == .paused, state.pid > 0,
+                let text = try? readText("/proc/\(state.pid)/\(file)")
+            else { return nil }
+            return .array(text.split(separator: "\n").map { .string($0.split(separator: " ").joined(separator: ":")) })
+        }
+        host["IDMappings"] = .object([
+            ("UidMap", live("uid_map") ?? mapping.map { ranges($0.uids) } ?? .array([.string("0:\(getuid()):1")])),
+            ("GidMap", live("gid_map") ?? mapping.map { ranges($0.gids) } ?? .array([.string("0:\(getgid()):1")])),
+        ])
+        host["FakeRoot"] = .bool(spec.security.fakesRoot(singleMapping: mapping == nil))
         var result = JSON.object([])
         result["Id"] = .string(record.id)
         result["Name"] = .string(record.name)

@@ -95,6 +95,24 @@ import Testing
         #expect(nothingLeft(r))
     }
 
+    /// inspect says which ids exist inside and whether root is faked.
+    @Test func inspectShowsTheIDMappingAndFakeRoot() {
+        let r = root()
+        #expect(u(r, ["run", "-d", "--name", "ids", h.image(), "sleep", "30"]).status == 0)
+        let auto = u(r, ["inspect", "ids"]).stdout
+        if let range = h.subordinateRange {
+            #expect(auto.contains("\"1:\(range.start):\(range.count)\""), "\(auto)")
+            #expect(auto.contains("\"FakeRoot\": false"))
+        } else {
+            #expect(auto.contains("\"FakeRoot\": true"))
+        }
+        #expect(u(r, ["create", "--name", "single", "--userns", "single", "--user", "1000", h.image(), "true"]).status == 0)
+        let single = u(r, ["inspect", "single"]).stdout
+        #expect(single.contains("\"UsernsMode\": \"single\"") && single.contains("\"FakeRoot\": true"), "\(single)")
+        #expect(u(r, ["rm", "-f", "ids", "single"]).status == 0)
+        #expect(nothingLeft(r))
+    }
+
     @Test func stopWaitsTheTimeoutForAnUncooperativeProcessThenKills() {
         let r = root()
         #expect(u(r, ["run", "-d", "--name", "stubborn", h.image(), "sh", "-c", "trap '' TERM; while :; do sleep 0.1; done"]).status == 0)
