@@ -32,13 +32,20 @@ let package = Package(
         .target(name: "UrunProcess", dependencies: ["UrunKernel"]),
         .target(name: "UrunCgroups", dependencies: ["UrunKernel"]),
         .target(name: "UrunSecurity", dependencies: ["UrunKernel", "CUrunSecurity", "CUrunSyscalls"]),
+        .target(name: "UrunNetwork", dependencies: ["UrunKernel", "CUrunSyscalls"]),
         .target(name: "UrunCLI"),
         .target(
             name: "UrunContainer",
-            dependencies: ["UrunKernel", "UrunUserNS", "UrunRootfs", "UrunImage", "UrunProcess", "UrunCgroups", "UrunSecurity"]),
+            dependencies: [
+                "UrunKernel", "UrunUserNS", "UrunRootfs", "UrunImage", "UrunProcess", "UrunCgroups", "UrunSecurity",
+                "UrunNetwork",
+            ]),
         .executableTarget(
             name: "urun",
-            dependencies: ["UrunCLI", "UrunContainer", "UrunKernel", "UrunCgroups", "UrunProcess", "UrunSecurity", "UrunUserNS"]),
+            dependencies: [
+                "UrunCLI", "UrunContainer", "UrunKernel", "UrunCgroups", "UrunProcess", "UrunSecurity", "UrunUserNS",
+                "UrunNetwork",
+            ]),
 
         .testTarget(name: "UrunKernelTests", dependencies: ["UrunKernel"]),
         .testTarget(name: "UrunUserNSTests", dependencies: ["UrunUserNS"]),
@@ -50,6 +57,7 @@ let package = Package(
         .testTarget(name: "UrunSecurityTests", dependencies: ["UrunSecurity", "CUrunSecurity", "CUrunSyscalls"]),
         .testTarget(name: "UrunContainerTests", dependencies: ["UrunContainer"]),
         .testTarget(name: "UrunCLITests", dependencies: ["UrunCLI"]),
+        .testTarget(name: "UrunNetworkTests", dependencies: ["UrunNetwork"]),
         .testTarget(name: "UrunIntegrationTests", dependencies: ["UrunTestSupport"]),
     ]
 )

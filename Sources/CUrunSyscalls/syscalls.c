@@ -396,3 +396,24 @@ void urun_remove_interrupt_flag(void) {
     signal(SIGTERM, SIG_DFL);
     signal(SIGHUP, SIG_DFL);
 }
+
+pid_t urun_spawn_tied(const char *path, char *const argv[], char *const envp[], const int *fds, int count) {
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    if (pid != 0) return pid;
+    // The child: C only from here to execve. It dies with its parent, even
+    // one that is SIGKILLed, so no helper outlives the container it serves.
+    prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+    if (getppid() != parent) _exit(127);
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    for (int signo = 1; signo < NSIG; signo++) signal(signo, SIG_DFL);
+    int moved[16];
+    if (count > 16) _exit(127);
+    for (int i = 0; i < count; i++) moved[i] = fcntl(fds[i], F_DUPFD, 64);
+    for (int i = 0; i < count; i++) dup2(moved[i], i);
+    syscall(SYS_close_range, (unsigned int)count, ~0U, 0);
+    execve(path, argv, envp);
+    _exit(127);
+}

@@ -1,6 +1,7 @@
 import UrunCgroups
 import UrunImage
 import UrunKernel
+import UrunNetwork
 import UrunRootfs
 import UrunSecurity
 import UrunUserNS
@@ -79,6 +80,13 @@ extension ContainerSpec {
         if let platform { object["platform"] = .string(platform) }
         object["security"] = security.json
         object["userns"] = .string(userNamespace.rawValue)
+        if !ports.isEmpty { object["ports"] = .array(ports.map { .string($0.flag) }) }
+        if publishAll { object["publishAll"] = .bool(true) }
+        if let mtu { object["mtu"] = .int(mtu) }
+        if !dns.isEmpty { object["dns"] = .array(dns.map(JSON.string)) }
+        if !dnsSearch.isEmpty { object["dnsSearch"] = .array(dnsSearch.map(JSON.string)) }
+        if !dnsOptions.isEmpty { object["dnsOptions"] = .array(dnsOptions.map(JSON.string)) }
+        if !extraHosts.isEmpty { object["extraHosts"] = .array(extraHosts.map(JSON.string)) }
         return object
     }
 
@@ -93,7 +101,14 @@ extension ContainerSpec {
         user = json["user"]?.string
         hostname = json["hostname"]?.string
         readOnly = json["readOnly"]?.bool ?? false
-        network = json["network"]?.string.flatMap(NetworkMode.init(rawValue:)) ?? .private
+        network = json["network"]?.string.flatMap(NetworkMode.init(rawValue:)) ?? .auto
+        ports = try (json["ports"]?.strings ?? []).map { text throws(UrunError) in try PortMapping.parse(text) }
+        publishAll = json["publishAll"]?.bool ?? false
+        mtu = json["mtu"]?.int
+        dns = json["dns"]?.strings ?? []
+        dnsSearch = json["dnsSearch"]?.strings ?? []
+        dnsOptions = json["dnsOptions"]?.strings ?? []
+        extraHosts = json["extraHosts"]?.strings ?? []
         tty = json["tty"]?.bool ?? false
         interactive = json["interactive"]?.bool ?? false
         useInit = json["init"]?.bool ?? false
@@ -137,6 +152,8 @@ public struct ContainerState: Sendable {
     public var exitCode: Int32?
     public var oomKilled = false
     public var cgroup: String?
+    /// Published ports as they were bound ("0.0.0.0:8080->80/tcp").
+    public var ports: [String] = []
 
     public init() {}
 
@@ -149,6 +166,7 @@ public struct ContainerState: Sendable {
         if let finishedAt { object["finishedAt"] = .string(finishedAt.rfc3339) }
         if let exitCode { object["exitCode"] = .int(exitCode) }
         if let cgroup { object["cgroup"] = .string(cgroup) }
+        if !ports.isEmpty { object["ports"] = .array(ports.map(JSON.string)) }
         return object
     }
 
@@ -161,5 +179,6 @@ public struct ContainerState: Sendable {
         exitCode = json["exitCode"]?.int.map(Int32.init)
         oomKilled = json["oomKilled"]?.bool ?? false
         cgroup = json["cgroup"]?.string
+        ports = json["ports"]?.strings ?? []
     }
 }

@@ -1,15 +1,20 @@
 import UrunCgroups
 import UrunImage
 import UrunKernel
+import UrunNetwork
 import UrunRootfs
 import UrunSecurity
 import UrunUserNS
 
 /// How the container is connected to a network.
 public enum NetworkMode: String, Sendable, CaseIterable {
-    /// Its own network namespace with only loopback, up.
+    /// The default: `private` when pasta can run here; otherwise `none`, with
+    /// a one-line notice that names the cause.
+    case auto
+    /// Its own network namespace connected by pasta: an interface with the
+    /// host's addresses and routes, outbound traffic, DNS, published ports.
     case `private`
-    /// Its own network namespace with only loopback (docker's name for it).
+    /// Its own network namespace with only loopback, up.
     case none
     /// The host's network namespace.
     case host
@@ -39,7 +44,19 @@ public struct ContainerSpec: Sendable {
     public var volumes: [Volume] = []
     public var tmpfs: [TmpfsMount] = []
     public var readOnly = false
-    public var network: NetworkMode = .private
+    public var network: NetworkMode = .auto
+    /// -p/--publish: host ports forwarded into the container (needs pasta).
+    public var ports: [PortMapping] = []
+    /// -P: publish every port the image exposes, each on a free host port.
+    public var publishAll = false
+    /// --mtu: the container interface's MTU (pasta's default: 65520).
+    public var mtu: Int?
+    /// --dns, --dns-search, --dns-option: /etc/resolv.conf's lines, replacing the defaults.
+    public var dns: [String] = []
+    public var dnsSearch: [String] = []
+    public var dnsOptions: [String] = []
+    /// --add-host NAME:IP, in /etc/hosts.
+    public var extraHosts: [String] = []
     /// Allocate a pty in the container (-t).
     public var tty = false
     /// Keep stdin connected (-i). A foreground run always passes stdin through.
@@ -74,7 +91,7 @@ public struct ContainerSpec: Sendable {
     /// The spec with the image's configuration filled in where the command
     /// line said nothing, as docker does: Entrypoint + Cmd (`--entrypoint`
     /// drops the image's Cmd, a command replaces it), Env below -e,
-    /// WorkingDir, User and StopSignal.
+    /// WorkingDir, User and StopSignal; with -P, the exposed ports.
     public func resolved(with config: ImageConfig?) -> ContainerSpec {
         var spec = self
         let entry = entrypoint ?? config?.entrypoint ?? []
@@ -86,6 +103,16 @@ public struct ContainerSpec: Sendable {
         spec.workingDirectory = workingDirectory ?? config.workingDir
         spec.user = user ?? config.user
         spec.stopSignal = stopSignal ?? config.stopSignal
+        if publishAll {
+            // -P: each exposed port on a free host port, unless -p already publishes it.
+            for exposed in config.exposedPorts {
+                guard let mapping = try? PortMapping.parse(exposed),
+                    !ports.contains(where: { $0.proto == mapping.proto && ($0.containerPort..<$0.containerPort + $0.count).contains(mapping.containerPort) })
+                else { continue }
+                spec.ports.append(mapping)
+            }
+            spec.publishAll = false
+        }
         return spec
     }
 }

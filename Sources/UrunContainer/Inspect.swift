@@ -99,6 +99,9 @@ extension Containers {
         result["Mounts"] = .array(mounts)
         result["Namespaces"] = .array(namespaces)
         result["Cgroup"] = state.cgroup.map(JSON.string) ?? .null
+        result["NetworkSettings"] = .object([
+            ("Ports", .array((state.status == .running || state.status == .paused ? state.ports : []).map(JSON.string))),
+        ])
         result["Stats"] = statsJSON
         return result
     }

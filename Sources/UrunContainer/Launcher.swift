@@ -3,6 +3,7 @@ import Glibc
 import UrunCgroups
 import UrunImage
 import UrunKernel
+import UrunNetwork
 import UrunProcess
 import UrunRootfs
 import UrunSecurity
@@ -27,6 +28,8 @@ public struct StartedContainer: Sendable {
     public let startedAt: Timestamp
     /// Keeps the image from removal while the container runs.
     public let image: Image
+    /// pasta, when the container has a network of its own; stopped in `finish`.
+    public let network: NetworkHelper?
 }
 
 /// Starts containers: the one place that knows the order of the steps.
@@ -55,7 +58,7 @@ public struct Launcher {
         let directory = ContainerDirectory(in: paths.containers)
         defer { directory.remove() }
         let started = try start(spec, image: image, directory: directory, io: .inherit, ephemeral: true)
-        defer { finish(started) }
+        defer { finish(started, reapNetwork: false) }
         let supervisor = try Supervisor(
             pid: started.pid, pidfd: started.pidfd, blockedSignals: started.blockedSignals, master: started.master)
         return supervisor.run()
@@ -74,7 +77,8 @@ public struct Launcher {
         // With subordinate ids the caller is root inside and the child
         // switches to the user; with one id, the caller's id is the user's.
         let subordinate = try IDMap.subordinateForCaller(spec.userNamespace)
-        var files = EtcFiles.files(hostname: hostname, network: spec.network)
+        let connected = try Self.connectsNetwork(spec)
+        var files = EtcFiles.files(hostname: hostname, spec: spec, connected: connected)
         if spec.security.fakesRoot(singleMapping: subordinate == nil) && image.hasDirectory("/etc/apt/apt.conf.d") {
             files.append(EtcFiles.aptStaysRoot)
         }
@@ -88,8 +92,14 @@ public struct Launcher {
 
         // The user, PID and mount namespaces come with the clone (the child is
         // PID 1 from birth); the child makes the others while urun writes the maps.
+        // pasta must find the network namespace there as soon as the maps are written.
+        var namespaces: Namespaces = [.user, .pid, .mount]
         var early: Namespaces = [.uts, .ipc]
-        if spec.network.ownNamespace { early.insert(.network) }
+        if connected {
+            namespaces.insert(.network)
+        } else if spec.network.ownNamespace {
+            early.insert(.network)
+        }
         let idMap = subordinate ?? IDMap.single(hostUID: getuid(), hostGID: getgid(), uid: user.uid, gid: user.gid)
         // Compiled (or read from the cache) here: the child only loads it.
         let seccomp = try spec.security.seccompProgram(cache: paths.cache, singleMapping: subordinate == nil)
@@ -105,12 +115,18 @@ public struct Launcher {
         // Made in `prepare`, after the clone and before the child goes on: the
         // child enters its cgroup before it mounts or execs anything.
         var cgroup: ContainerCgroup?
+        var network: NetworkHelper?
         var started = false
-        defer { if !started { removeCgroup(cgroup) } }
+        defer {
+            if !started {
+                network?.stop()
+                removeCgroup(cgroup)
+            }
+        }
         let containers = paths.containers
         let blocked = blockSupervisedSignals()
         let child = try cloneIntoNamespaces(
-            [.user, .pid, .mount], early: early, idMap: idMap,
+            namespaces, early: early, idMap: idMap,
             prepare: { (pid) throws(UrunError) in
                 if ephemeral {
                     try directory.create()
@@ -122,6 +138,17 @@ public struct Launcher {
                     ContainerDirectory.isAbandoned(id: $0, in: containers)
                 }
                 try cgroup?.cgroup.add(pid: pid)
+            },
+            connect: { (pid) throws(UrunError) in
+                guard connected else { return }
+                let ports = try spec.ports.map { (port) throws(UrunError) in try port.withHostPort() }
+                do throws(UrunError) {
+                    network = try NetworkHelper.start(for: pid, ports: ports, mtu: spec.mtu)
+                } catch {
+                    // The default falls back to loopback only; an explicit --network private or -p fails.
+                    guard spec.network == .auto && ports.isEmpty else { throw error }
+                    writeQuietly(2, "urun: no network (\(error)); the container has loopback only\n")
+                }
             }
         ) { channel in
             closeQuietly(ptySocket[0])
@@ -153,15 +180,30 @@ public struct Launcher {
         started = true
         return StartedContainer(
             pid: child.pid, pidfd: child.pidfd, master: master, cgroup: cgroup, blockedSignals: blocked,
-            startedAt: .now(), image: image)
+            startedAt: .now(), image: image, network: network)
+    }
+
+    /// Whether the container gets pasta's network: `private` must (or fails
+    /// with the cause), the default does when it can (or says once why not).
+    static func connectsNetwork(_ spec: ContainerSpec) throws(UrunError) -> Bool {
+        switch spec.network {
+        case .none, .host: return false
+        case .private, .auto:
+            guard let reason = NetworkHelper.unavailableReason() else { return true }
+            if spec.network == .private { throw .invalid("--network private: \(reason)") }
+            if !spec.ports.isEmpty { throw .invalid("publishing ports needs a network: \(reason)") }
+            writeQuietly(2, "urun: no network: \(reason); the container has loopback only (--network none says so quietly)\n")
+            return false
+        }
     }
 
     /// After the container's PID 1 has exited: says whether the OOM killer
     /// ended it, and removes its cgroup. Returns whether it was OOM-killed.
     @discardableResult
-    public func finish(_ started: StartedContainer, report: Bool = true) -> Bool {
+    public func finish(_ started: StartedContainer, report: Bool = true, reapNetwork: Bool = true) -> Bool {
         let oom = started.cgroup?.oomMessage()
         if report, let oom { writeQuietly(2, "urun: \(oom)\n") }
+        started.network?.stop(reap: reapNetwork)
         removeCgroup(started.cgroup)
         return oom != nil
     }

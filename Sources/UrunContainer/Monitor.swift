@@ -58,6 +58,7 @@ public struct Monitor {
         state.pidStartTime = ProcessIdentity.of(started.pid)?.startTime ?? 0
         state.startedAt = started.startedAt
         state.cgroup = started.cgroup?.cgroup.path
+        state.ports = started.network?.ports.map(\.description) ?? []
         try? store.save(state, for: id)
         writeQuietly(report, "started\n")
         closeQuietly(report)

@@ -9,6 +9,8 @@ public struct ImageConfig: Equatable, Sendable {
     public var workingDir: String?
     public var user: String?
     public var stopSignal: String?
+    /// ExposedPorts' keys: "80/tcp", "53/udp" (what -P publishes).
+    public var exposedPorts: [String] = []
     public var os: String?
     public var architecture: String?
     public var variant: String?
@@ -29,6 +31,7 @@ public struct ImageConfig: Equatable, Sendable {
         workingDir = config?["WorkingDir"]?.string.flatMap { $0.isEmpty ? nil : $0 }
         user = config?["User"]?.string.flatMap { $0.isEmpty ? nil : $0 }
         stopSignal = config?["StopSignal"]?.string.flatMap { $0.isEmpty ? nil : $0 }
+        exposedPorts = (config?["ExposedPorts"]?.members ?? []).map(\.0).sorted()
         os = json["os"]?.string
         architecture = json["architecture"]?.string
         variant = json["variant"]?.string
@@ -47,6 +50,7 @@ public struct ImageConfig: Equatable, Sendable {
         if let workingDir { config["WorkingDir"] = .string(workingDir) }
         if let user { config["User"] = .string(user) }
         if let stopSignal { config["StopSignal"] = .string(stopSignal) }
+        if !exposedPorts.isEmpty { config["ExposedPorts"] = .object(exposedPorts.map { ($0, .object([])) }) }
         var object = JSON.object([
             ("config", config), ("rootfs", .object([("diff_ids", .array(diffIDs.map { .string("sha256:" + $0) }))])),
         ])

@@ -57,6 +57,7 @@ public enum Step: UInt16, Sendable, CaseIterable {
     case superviseContainer
     case readFile
     case writeFile
+    case startNetworkHelper
     // cgroups
     case createCgroup = 90
     case enableControllers
@@ -92,7 +93,7 @@ public enum Step: UInt16, Sendable, CaseIterable {
             .noNewPrivileges, .loadSeccomp:
             return .process
         case .openImage, .unpackImage, .createContainerDir, .removeContainerDir, .superviseContainer,
-            .readFile, .writeFile:
+            .readFile, .writeFile, .startNetworkHelper:
             return .host
         case .createCgroup, .enableControllers, .writeLimit, .moveToCgroup, .removeCgroup, .freezeCgroup,
             .killCgroup:
@@ -111,6 +112,7 @@ public enum Step: UInt16, Sendable, CaseIterable {
         case .writeUIDMap: return "write uid_map"
         case .writeGIDMap: return "write gid_map"
         case .runNewuidmap: return "run newuidmap"
+        case .startNetworkHelper: return "start the network helper"
         case .runNewgidmap: return "run newgidmap"
         case .releaseChild: return "release the child"
         case .unshareCgroup: return "create the cgroup namespace"
@@ -179,6 +181,7 @@ public enum Step: UInt16, Sendable, CaseIterable {
         case .writeUIDMap: return "maps the caller's uid to root inside; the child becomes uid 0 of its namespace"
         case .writeGIDMap: return "maps the caller's gid to group 0 inside"
         case .runNewuidmap: return "the setuid helper maps the subordinate uids that /etc/subuid grants"
+        case .startNetworkHelper: return "pasta joins the container's network namespace and relays its traffic through the host's sockets"
         case .runNewgidmap: return "the setuid helper maps the subordinate gids that /etc/subgid grants"
         case .releaseChild: return "the maps are written; the child may now act as root of its namespace"
         case .unshareCgroup: return "the container sees its own cgroup as the root of the hierarchy"
@@ -248,6 +251,7 @@ public enum Step: UInt16, Sendable, CaseIterable {
         case .unshareNamespaces: return "unshare(2), network_namespaces(7)"
         case .denySetgroups, .writeUIDMap, .writeGIDMap: return "user_namespaces(7)"
         case .runNewuidmap: return "newuidmap(1)"
+        case .startNetworkHelper: return "pasta(1)"
         case .runNewgidmap: return "newgidmap(1)"
         case .releaseChild: return "pipe(2)"
         case .unshareCgroup: return "cgroup_namespaces(7)"

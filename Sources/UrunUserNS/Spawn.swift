@@ -11,6 +11,7 @@ import UrunKernel
 ///       (or start newuidmap, newgidmap)         blocks in read(release)
 ///     prepare(pid)   (directories, cgroup)
 ///     wait for the helpers
+///     connect(pid)   (the network helper)
 ///     write(release, 1 byte)  ────────────────▶ now root of its user namespace:
 ///                                               mounts, pivot_root, … , execve
 ///     read(report) ◀─────────────────────────── on failure: one error record, _exit
@@ -27,6 +28,7 @@ import UrunKernel
 public func cloneIntoNamespaces(
     _ namespaces: Namespaces, early: Namespaces = [], idMap: IDMap, cgroupFD: CInt = -1,
     prepare: (pid_t) throws(UrunError) -> Void = { _ in },
+    connect: (pid_t) throws(UrunError) -> Void = { _ in },
     child body: (ChildChannel) -> Never
 ) throws(UrunError) -> NamespacedChild {
     // A write to the release pipe of a child that died must fail with EPIPE,
@@ -90,6 +92,7 @@ public func cloneIntoNamespaces(
             throw error
         }
         try maps.finish()
+        try connect(pid)  // what needs the maps in place: the network helper joins the namespaces
         var go: UInt8 = 1
         Explain.step(.releaseChild, "write(release pipe) → the child continues")
         // EPIPE means the child already failed (in its early unshare); its

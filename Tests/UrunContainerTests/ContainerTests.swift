@@ -27,17 +27,30 @@ import UrunKernel
 }
 
 @Suite struct EtcFilesTests {
+    let host = "search example.com\nnameserver 127.0.0.53\nnameserver 10.0.0.1\noptions edns0\n"
+
     @Test func loopbackNameserversAreDroppedInAPrivateNetwork() {
-        let host = "search example.com\nnameserver 127.0.0.53\nnameserver 10.0.0.1\noptions edns0\n"
-        let text = EtcFiles.resolvConf(network: .private, host: host)
+        let text = EtcFiles.resolvConf(network: .none, connected: false, host: host, dns: [], search: [], options: [])
         #expect(!text.contains("127.0.0.53"))
         #expect(text.contains("nameserver 10.0.0.1"))
         #expect(text.contains("search example.com"))
-        #expect(EtcFiles.resolvConf(network: .host, host: host) == host)
+        #expect(EtcFiles.resolvConf(network: .host, connected: false, host: host, dns: [], search: [], options: []) == host)
     }
 
-    @Test func hostsNamesTheContainer() {
-        #expect(EtcFiles.hosts(hostname: "box", network: .none).contains("127.0.1.1\tbox"))
+    @Test func pastaForwardsDNSAndFlagsReplaceTheDefaults() {
+        let connected = EtcFiles.resolvConf(network: .auto, connected: true, host: host, dns: [], search: [], options: [])
+        #expect(connected.split(separator: "\n").filter { $0.hasPrefix("nameserver") } == ["nameserver 169.254.1.1"])
+        #expect(connected.contains("search example.com") && connected.contains("options edns0"))
+        let flags = EtcFiles.resolvConf(
+            network: .private, connected: true, host: host, dns: ["9.9.9.9", "1.1.1.1"], search: ["a.test", "b.test"], options: ["ndots:2"])
+        #expect(flags == "search a.test b.test\noptions ndots:2\nnameserver 9.9.9.9\nnameserver 1.1.1.1\n")
+    }
+
+    @Test func hostsNamesTheContainerTheHostAndExtraHosts() {
+        #expect(EtcFiles.hosts(hostname: "box", network: .none, gateway: nil, extra: []).contains("127.0.1.1\tbox"))
+        let connected = EtcFiles.hosts(hostname: "box", network: .private, gateway: "192.0.2.1", extra: ["db:10.1.2.3", "v6:fd00::9"])
+        #expect(connected.contains("192.0.2.1\thost.containers.internal"))
+        #expect(connected.hasSuffix("10.1.2.3\tdb\nfd00::9\tv6\n"))
     }
 }
 

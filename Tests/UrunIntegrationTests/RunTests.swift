@@ -110,7 +110,7 @@ import Testing
     }
 
     @Test func explainNarratesEveryStepInOrder() {
-        let result = h.urun(["--explain", "--userns", "single", h.image(), "true"])
+        let result = h.urun(["--explain", "--userns", "single", "--network", "none", h.image(), "true"])
         #expect(result.status == 0, "\(result)")
         // The child's early unshare runs while urun writes the maps, so its line
         // may come anywhere among them; everything else is strictly ordered.
@@ -137,7 +137,7 @@ import Testing
             #expect(mapped.stderr.contains("newgidmap "), "\(mapped)")
             #expect(!mapped.stderr.contains("/setgroups \"deny\""), "su and apt need setgroups(2)")
         }
-        let json = h.urun(["--explain=json", h.image(), "true"])
+        let json = h.urun(["--explain=json", "--network", "none", h.image(), "true"])
         let firstLine = json.stderr.split(separator: "\n").first ?? ""
         #expect(firstLine.hasPrefix("{\"phase\":"), "\(json)")
     }

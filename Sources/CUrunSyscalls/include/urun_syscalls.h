@@ -85,6 +85,10 @@ int urun_dup_cloexec(int fd);
 
 // --- prctl ------------------------------------------------------------------
 
+/// fork + execve of a helper that dies with urun (PR_SET_PDEATHSIG, SIGKILL):
+/// `fds[i]` becomes its descriptor i, every other one is closed, signals are
+/// unblocked and default. Returns the pid (-1 and errno on failure).
+pid_t urun_spawn_tied(const char *path, char *const argv[], char *const envp[], const int *fds, int count);
 int urun_set_pdeathsig(int sig);
 int urun_set_dumpable(int on);
 int urun_set_no_new_privs(void);

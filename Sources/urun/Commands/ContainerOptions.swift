@@ -3,6 +3,7 @@ import UrunCLI
 import UrunCgroups
 import UrunContainer
 import UrunKernel
+import UrunNetwork
 import UrunProcess
 import UrunRootfs
 import UrunSecurity
@@ -22,7 +23,14 @@ enum ContainerOptions {
         OptionSpec("volume", short: "v", value: "SRC:DST[:ro]", help: "Bind a host path into the container", repeatable: true, files: true),
         OptionSpec("tmpfs", value: "DST[:OPTS]", help: "Mount a tmpfs (OPTS: size=64m,mode=1777,exec,...)", repeatable: true),
         OptionSpec("read-only", help: "Mount the container's root read-only"),
-        OptionSpec("network", value: "MODE", help: "private (own namespace, loopback up; the default), none (the same), or host", choices: NetworkMode.allCases.map(\.rawValue)),
+        OptionSpec("network", value: "MODE", help: "private (own network through pasta), none (loopback only), host; default: private when pasta can run, else none", choices: NetworkMode.allCases.map(\.rawValue) + ["pasta"]),
+        OptionSpec("publish", short: "p", value: "[IP:]HOST:CONTAINER[/udp]", help: "Publish a container port on the host (ranges: 8000-8009:80-89)", repeatable: true),
+        OptionSpec("publish-all", short: "P", help: "Publish every port the image exposes, each on a free host port"),
+        OptionSpec("mtu", value: "BYTES", help: "MTU of the container's interface (default 65520)"),
+        OptionSpec("dns", value: "IP", help: "A nameserver for /etc/resolv.conf (replaces the default)", repeatable: true),
+        OptionSpec("dns-search", value: "DOMAIN", help: "A search domain for /etc/resolv.conf", repeatable: true),
+        OptionSpec("dns-option", value: "OPTION", help: "An option line for /etc/resolv.conf (ndots:2, ...)", repeatable: true),
+        OptionSpec("add-host", value: "NAME:IP", help: "Add a line to /etc/hosts", repeatable: true),
         OptionSpec("tty", short: "t", help: "Allocate a terminal in the container"),
         OptionSpec("interactive", short: "i", help: "Keep stdin open (always the case for a foreground run)"),
         OptionSpec("init", help: "Run a minimal init as PID 1 that reaps zombies and forwards signals"),
@@ -79,10 +87,32 @@ enum ContainerOptions {
         spec.tmpfs = try arguments.values("tmpfs").map { spec throws in try TmpfsMount.parse(spec) }
         spec.readOnly = arguments.flag("read-only")
         if let network = arguments.value("network") {
-            guard let mode = NetworkMode(rawValue: network) else {
+            guard let mode = NetworkMode(rawValue: network == "pasta" ? "private" : network) else {
                 throw UrunError.usage("--network \(network): expected private, none or host")
             }
             spec.network = mode
+        }
+        spec.ports = try arguments.values("publish").map { text throws in try PortMapping.parse(text) }
+        spec.publishAll = arguments.flag("publish-all")
+        if (!spec.ports.isEmpty || spec.publishAll) && (spec.network == .none || spec.network == .host) {
+            throw UrunError.usage("-p and -P need --network private: with \(spec.network.rawValue) there is nothing to forward to")
+        }
+        if let mtu = try arguments.int("mtu") {
+            guard (68...65520).contains(mtu) else { throw UrunError.usage("--mtu \(mtu): expected 68 to 65520") }
+            spec.mtu = mtu
+        }
+        spec.dns = try arguments.values("dns").map { ip throws in
+            guard isIPAddress(ip) else { throw UrunError.usage("--dns \(ip): not an IP address") }
+            return ip
+        }
+        spec.dnsSearch = arguments.values("dns-search")
+        spec.dnsOptions = arguments.values("dns-option")
+        spec.extraHosts = try arguments.values("add-host").map { entry throws in
+            // NAME:IP, where an IPv6 address has colons of its own.
+            guard let colon = entry.firstIndex(of: ":"), colon != entry.startIndex,
+                case let ip = String(entry[entry.index(after: colon)...].filter { $0 != "[" && $0 != "]" }), isIPAddress(ip)
+            else { throw UrunError.usage("--add-host \(entry): expected NAME:IP") }
+            return String(entry[..<colon]) + ":" + ip
         }
         if let signal = arguments.value("stop-signal") {
             guard parseSignal(signal) != nil else { throw UrunError.usage("--stop-signal \(signal): not a signal") }
@@ -150,4 +180,10 @@ enum ContainerOptions {
         case let other?: throw UrunError.usage("invalid value \"\(other)\" for --explain: text or json")
         }
     }
+}
+
+/// Whether `text` is an IPv4 or IPv6 address.
+func isIPAddress(_ text: String) -> Bool {
+    var buffer = [UInt8](repeating: 0, count: 16)
+    return inet_pton(AF_INET, text, &buffer) == 1 || inet_pton(AF_INET6, text, &buffer) == 1
 }

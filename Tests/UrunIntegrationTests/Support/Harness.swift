@@ -282,13 +282,18 @@ nonisolated(unsafe) private var workspaceToRemove = ""
 /// The escape probe (Tests/Probes/escape-probe.c), compiled static on first
 /// use into the workspace; nil, with the reason printed, where it cannot be
 /// built (no cc or static libc).
-let escapeProbe: String? = {
-    let path = Harness.shared.workspace + "/escape-probe"
-    let source = Harness.packageRoot + "/Tests/Probes/escape-probe.c"
+let escapeProbe: String? = probe("escape-probe")
+
+/// A UDP endpoint (Tests/Probes/udp-probe.c), built the same way.
+let udpProbe: String? = probe("udp-probe")
+
+private func probe(_ name: String) -> String? {
+    let path = Harness.shared.workspace + "/" + name
+    let source = Harness.packageRoot + "/Tests/Probes/\(name).c"
     let built = Harness.sh("cc -static -O2 -o '\(path)' '\(source)' && chmod 755 '\(path)'")
     if built.status != 0 {
-        print("escape probe: cannot build it static (needs cc and libc6-dev): \(built.stderr)")
+        print("\(name): cannot build it static (needs cc and libc6-dev): \(built.stderr)")
         return nil
     }
     return path
-}()
+}
