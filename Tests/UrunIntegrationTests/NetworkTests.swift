@@ -54,7 +54,7 @@ let pastaAvailable: ConditionTrait = .enabled(
         let server = h.start(["/bin/busybox", "sh", "-c", "while :; do echo hello-from-host | busybox nc -l -p 17777; done"])
         defer {
             server.terminate()
-            Harness.sh("pkill -u \(h.uid) -f 'nc -l -p 17777'")
+            Harness.sh("pkill -9 -u \(h.uid) -f 'nc -l -p 17777'")
         }
         #expect(waitFor { listening(17777) })
         var r = Outcome(status: -1, stdout: "", stderr: "")
@@ -94,7 +94,10 @@ let pastaAvailable: ConditionTrait = .enabled(
 
     @Test func portsThatCannotBeBoundAreClearErrors() throws {
         let listener = h.start(["/bin/busybox", "nc", "-l", "-p", "18090"])
-        defer { listener.terminate() }
+        defer {
+            listener.terminate()
+            Harness.sh("pkill -9 -u \(h.uid) -f 'nc -l -p 18090'")
+        }
         #expect(waitFor { listening(18090) })
         let busy = h.urun(["-p", "18090:80", h.image(), "true"])
         #expect(busy.status == 125 && busy.stderr.contains("already in use"), "\(busy)")
