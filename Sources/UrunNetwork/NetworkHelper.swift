@@ -60,6 +60,8 @@ public final class NetworkHelper: @unchecked Sendable {
         }
         var arguments = [pasta, "--foreground", "--quiet", "--stderr", "--config-net", "--ns-ifname", interfaceName,
                          "--dns-forward", dnsAddress, "--pid", "/proc/self/fd/3"]
+        // As root pasta would drop to nobody, who may not open the container's namespaces.
+        if getuid() == 0 { arguments += ["--runas", "0:0"] }
         if let mtu { arguments += ["--mtu", String(mtu)] }
         for port in ports { arguments += [port.proto == .tcp ? "--tcp-ports" : "--udp-ports", port.pastaSpec] }
         // Nothing forwarded in the other direction unless asked.
