@@ -53,7 +53,7 @@ public final class NetworkHelper: @unchecked Sendable {
     /// for us) and returns once the container's interface is configured.
     public static func start(for pid: pid_t, ports: [PortMapping], mtu: Int?) throws(UrunError) -> NetworkHelper {
         guard let pasta = pasta() else { throw .invalid("no network helper: pasta is not installed (Debian and Ubuntu: apt-get install passt)") }
-        let start = unprivilegedPortStart()
+        let start = PortMapping.unprivilegedPortStart()
         if getuid() != 0, let low = ports.first(where: { $0.hostPort < start }) {
             throw .invalid(
                 "-p \(low.description): host port \(low.hostPort) is below \(start), the first port an unprivileged user may bind (net.ipv4.ip_unprivileged_port_start); publish on a higher port (-p 8080:\(low.containerPort)), or as root: sysctl net.ipv4.ip_unprivileged_port_start=\(low.hostPort)")
@@ -139,6 +139,4 @@ public final class NetworkHelper: @unchecked Sendable {
     }
 
     deinit { stop() }
-
-    static func unprivilegedPortStart() -> UInt16 { PortMapping.unprivilegedPortStart() }
 }

@@ -68,16 +68,17 @@ public struct PortMapping: Equatable, Sendable {
         return (first, last - first + 1)
     }
 
+    /// `first`, or `first-last` for a range of `count` ports.
+    private func range(_ first: UInt16) -> String { count == 1 ? "\(first)" : "\(first)-\(first + count - 1)" }
+
     /// As docker shows it: `0.0.0.0:8080->80/tcp`.
     public var description: String {
-        func range(_ first: UInt16) -> String { count == 1 ? "\(first)" : "\(first)-\(first + count - 1)" }
         let ip = hostIP.map { $0.contains(":") ? "[\($0)]" : $0 } ?? "0.0.0.0"
         return "\(ip):\(range(hostPort))->\(range(containerPort))/\(proto.rawValue)"
     }
 
     /// As the -p flag that gives this mapping back (how it is stored).
     public var flag: String {
-        func range(_ first: UInt16) -> String { count == 1 ? "\(first)" : "\(first)-\(first + count - 1)" }
         let ip = hostIP.map { ($0.contains(":") ? "[\($0)]" : $0) + ":" } ?? ""
         let host = hostPort == 0 ? (ip.isEmpty ? "" : ":") : range(hostPort) + ":"
         return ip + host + range(containerPort) + "/" + proto.rawValue
@@ -85,7 +86,6 @@ public struct PortMapping: Equatable, Sendable {
 
     /// pasta's `-t`/`-u` argument: `[ADDR/]HOST[-LAST]:CONTAINER[-LAST]`.
     var pastaSpec: String {
-        func range(_ first: UInt16) -> String { count == 1 ? "\(first)" : "\(first)-\(first + count - 1)" }
         return (hostIP.map { $0 + "/" } ?? "") + range(hostPort) + ":" + range(containerPort)
     }
 
