@@ -18,6 +18,7 @@
 #include <sys/un.h>
 #include <stdio.h>
 #include <sys/syscall.h>
+#include <sys/vfs.h>
 #include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <sys/xattr.h>
@@ -59,6 +60,7 @@ _Static_assert(URUN_CLONE_NEWIPC == CLONE_NEWIPC, "CLONE_NEWIPC");
 _Static_assert(URUN_CLONE_NEWUSER == CLONE_NEWUSER, "CLONE_NEWUSER");
 _Static_assert(URUN_CLONE_NEWPID == CLONE_NEWPID, "CLONE_NEWPID");
 _Static_assert(URUN_CLONE_NEWNET == CLONE_NEWNET, "CLONE_NEWNET");
+_Static_assert(URUN_CLONE_PARENT == CLONE_PARENT, "CLONE_PARENT");
 _Static_assert(URUN_OPEN_TREE_CLONE == OPEN_TREE_CLONE, "OPEN_TREE_CLONE");
 _Static_assert(URUN_MOVE_MOUNT_F_EMPTY_PATH == MOVE_MOUNT_F_EMPTY_PATH, "MOVE_MOUNT_F_EMPTY_PATH");
 _Static_assert(URUN_MOVE_MOUNT_T_EMPTY_PATH == MOVE_MOUNT_T_EMPTY_PATH, "MOVE_MOUNT_T_EMPTY_PATH");
@@ -81,7 +83,9 @@ pid_t urun_clone(uint64_t flags, int cgroup_fd, int *pidfd_out) {
     memset(&args, 0, sizeof(args));
     args.flags = flags | CLONE_PIDFD;
     args.pidfd = (uint64_t)(uintptr_t)&pidfd;
-    args.exit_signal = SIGCHLD;
+    // With CLONE_PARENT the kernel takes the caller's own exit signal, and
+    // clone3 insists that none be given.
+    args.exit_signal = (flags & CLONE_PARENT) ? 0 : SIGCHLD;
     if (cgroup_fd >= 0) {
         args.flags |= CLONE_INTO_CGROUP;
         args.cgroup = (uint64_t)cgroup_fd;
@@ -173,6 +177,12 @@ int urun_random_bytes(void *buffer, size_t length) {
         filled += (size_t)n;
     }
     return 0;
+}
+
+long urun_fs_type(const char *path) {
+    struct statfs info;
+    if (statfs(path, &info) != 0) return -1;
+    return (long)info.f_type;
 }
 
 int urun_memfd(const char *name) { return memfd_create(name, MFD_CLOEXEC); }

@@ -7,19 +7,69 @@ import UrunSecurity
 import UrunUserNS
 
 /// How the container is connected to a network.
-public enum NetworkMode: String, Sendable, CaseIterable {
-    /// The default: `private` when pasta can run here; otherwise `none`, with
-    /// a one-line notice that names the cause.
+public enum NetworkMode: Sendable, Equatable, RawRepresentable {
+    /// The default: `private` when a network helper can run here; otherwise
+    /// `none`, with a one-line notice that names the cause.
     case auto
-    /// Its own network namespace connected by pasta: an interface with the
-    /// host's addresses and routes, outbound traffic, DNS, published ports.
+    /// Its own network namespace connected by a user-mode helper (pasta,
+    /// else slirp4netns): an interface, outbound traffic, DNS, published ports.
     case `private`
+    /// `private` through this helper only.
+    case pasta, slirp4netns
     /// Its own network namespace with only loopback, up.
     case none
     /// The host's network namespace.
     case host
+    /// The network namespace of another running container (and so its user
+    /// namespace, which owns it).
+    case container(String)
 
+    /// The words --network takes, for help and completion.
+    public static let names = ["private", "none", "host", "pasta", "slirp4netns", "container:NAME"]
+
+    public init?(rawValue: String) {
+        switch rawValue {
+        case "auto": self = .auto
+        case "private": self = .private
+        case "pasta": self = .pasta
+        case "slirp4netns": self = .slirp4netns
+        case "none": self = .none
+        case "host": self = .host
+        default:
+            guard rawValue.hasPrefix("container:"), rawValue.count > "container:".count else { return nil }
+            self = .container(String(rawValue.dropFirst("container:".count)))
+        }
+    }
+
+    public var rawValue: String {
+        switch self {
+        case .auto: return "auto"
+        case .private: return "private"
+        case .pasta: return "pasta"
+        case .slirp4netns: return "slirp4netns"
+        case .none: return "none"
+        case .host: return "host"
+        case .container(let name): return "container:" + name
+        }
+    }
+
+    /// Whether the container's network namespace is not the host's (a
+    /// joined container's is owned by the user namespace it joins too).
     public var ownNamespace: Bool { self != .host }
+
+    /// Whether the container makes a network namespace of its own.
+    public var createsNamespace: Bool {
+        switch self {
+        case .host, .container: return false
+        default: return true
+        }
+    }
+
+    /// The container whose network is joined, with container:NAME.
+    public var joinedContainer: String? {
+        if case .container(let name) = self { return name }
+        return nil
+    }
 }
 
 /// Everything urun needs to know to start one container, from the command

@@ -7,18 +7,18 @@ import UrunRootfs
 /// image, as docker does: its own hostname, a hosts file naming it, and a
 /// resolv.conf whose nameservers it can actually reach.
 enum EtcFiles {
-    /// `connected`: pasta gives the container its network.
-    static func files(hostname: String, spec: ContainerSpec, connected: Bool) -> [GeneratedFile] {
+    /// `helper`: the network helper that connects the container, if any.
+    static func files(hostname: String, spec: ContainerSpec, helper: NetworkHelper.Kind?) -> [GeneratedFile] {
         let hostResolvConf = (try? readText("/etc/resolv.conf")) ?? ""
         return [
             GeneratedFile(target: "/etc/hostname", content: hostname + "\n"),
             GeneratedFile(
                 target: "/etc/hosts",
-                content: hosts(hostname: hostname, network: spec.network, gateway: connected ? defaultGateway() : nil, extra: spec.extraHosts)),
+                content: hosts(hostname: hostname, network: spec.network, gateway: hostAddress(helper), extra: spec.extraHosts)),
             GeneratedFile(
                 target: "/etc/resolv.conf",
                 content: resolvConf(
-                    network: spec.network, connected: connected, host: hostResolvConf,
+                    network: spec.network, helper: helper, host: hostResolvConf,
                     dns: spec.dns, search: spec.dnsSearch, options: spec.dnsOptions)),
         ]
     }
@@ -30,8 +30,7 @@ enum EtcFiles {
         target: "/etc/apt/apt.conf.d/00urun-fake-root",
         content: "// urun --fake-root: setuid(2) is faked, so apt's sandbox user cannot be switched to\nAPT::Sandbox::User \"root\";\n")
 
-    /// localhost, the container's own name, the host as podman names it
-    /// (pasta takes the gateway's address to the host), and --add-host.
+    /// localhost, the container's own name, the host as podman names it, and --add-host.
     static func hosts(hostname: String, network: NetworkMode, gateway: String?, extra: [String]) -> String {
         var text: String
         if network == .host, let host = try? readText("/etc/hosts") {
@@ -52,7 +51,7 @@ enum EtcFiles {
     /// 127.0.0.53 (systemd-resolved) there is the container's own loopback,
     /// where nothing listens. Search domains and options: the flags', else the host's.
     static func resolvConf(
-        network: NetworkMode, connected: Bool, host: String, dns: [String], search: [String], options: [String]
+        network: NetworkMode, helper: NetworkHelper.Kind?, host: String, dns: [String], search: [String], options: [String]
     ) -> String {
         if network == .host && dns.isEmpty && search.isEmpty && options.isEmpty { return host }
         var nameservers: [String] = []
@@ -69,8 +68,8 @@ enum EtcFiles {
         }
         if !dns.isEmpty {
             nameservers = dns
-        } else if connected {
-            nameservers = [NetworkHelper.dnsAddress]
+        } else if let helper {
+            nameservers = [helper.dnsAddress]
             dropped = false
         }
         var text = others.map { $0 + "\n" }.joined()
@@ -83,8 +82,18 @@ enum EtcFiles {
         return text
     }
 
-    /// The host's default IPv4 gateway (/proc/net/route), which pasta gives
-    /// the container too, and maps to the host itself.
+    /// Where the container reaches the host: pasta maps the host's default
+    /// gateway, which it gives the container too, to the host itself;
+    /// slirp4netns maps 10.0.2.2 to the host's loopback.
+    static func hostAddress(_ helper: NetworkHelper.Kind?) -> String? {
+        switch helper {
+        case .pasta?: return defaultGateway()
+        case .slirp4netns?: return NetworkHelper.slirpHostAddress
+        case nil: return nil
+        }
+    }
+
+    /// The host's default IPv4 gateway (/proc/net/route).
     static func defaultGateway() -> String? {
         guard let table = try? readText("/proc/net/route") else { return nil }
         for line in table.split(separator: "\n").dropFirst() {

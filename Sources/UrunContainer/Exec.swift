@@ -30,30 +30,13 @@ extension Containers {
     /// container ever sees it; its child is not dumpable until it execs, so
     /// nothing in the container can open its /proc/PID/exe (CVE-2019-5736).
     public func exec(_ record: ContainerRecord, _ options: ExecOptions) throws(UrunError) -> ExitStatus {
-        let state = store.state(record.id)
-        switch state.status {
-        case .running: break
-        case .paused: throw .invalid("container \(record.name) is paused; unpause it before exec")
-        default: throw .invalid("container \(record.name) is not running")
-        }
-        guard let pid1 = ProcessIdentity(pid: state.pid, startTime: state.pidStartTime).open() else {
-            throw .invalid("container \(record.name) is not running")
-        }
-        defer { closeQuietly(pid1) }
-        // With --init, PID 1 is urun and not dumpable (so that the container
-        // cannot reach urun's binary): its namespaces are reached through its
-        // child, the command, which shares all of them.
-        var target = pid1
-        if record.spec.useInit {
-            guard let child = Self.firstChild(of: state.pid) else { throw .invalid("container \(record.name) is not running") }
-            target = child
-        }
-        defer { if target != pid1 { closeQuietly(target) } }
+        let container = try RunningContainer.open(record, store: store)
+        defer { container.close() }
+        let state = container.state
         let cgroupFD: CInt = state.cgroup.map { open($0, O_RDONLY | O_DIRECTORY | O_CLOEXEC) } ?? -1
         defer { closeQuietly(cgroupFD) }
         let windowSize = options.tty ? (WindowSize.of(0) ?? WindowSize.of(1)) : nil
-        // Read while /proc is still the host's: inside, /proc/self does not name urun.
-        let mappedUID = Self.singleMappedUID(try? readText("/proc/\(state.pid)/uid_map"))
+        let mappedUID = container.mappedUID
         // From the host's cache, before the mount namespace changes.
         let security = record.spec.security
         let seccomp = try security.seccompProgram(cache: store.paths.cache, singleMapping: mappedUID != nil)
@@ -62,7 +45,7 @@ extension Containers {
         let all: UInt64 = UInt64(URUN_CLONE_NEWUSER | URUN_CLONE_NEWNS | URUN_CLONE_NEWPID | URUN_CLONE_NEWUTS)
             | UInt64(URUN_CLONE_NEWIPC | URUN_CLONE_NEWNET | URUN_CLONE_NEWCGROUP)
         try sys(.exec, explain: "setns(pidfd of PID 1, CLONE_NEWUSER|CLONE_NEWNS|CLONE_NEWPID|...)", path: record.name) {
-            urun_setns(target, CInt(truncatingIfNeeded: all))
+            urun_setns(container.pidfd, CInt(truncatingIfNeeded: all))
         }
         // Now in the container's mount namespace: its files are the ones read below.
         let user = try ContainerUser.resolve(options.user ?? record.spec.user, rootfs: "/")
@@ -132,32 +115,5 @@ extension Containers {
         }
         let supervisor = try Supervisor(pid: pid, pidfd: childPidfd, blockedSignals: blocked, master: master)
         return supervisor.run()
-    }
-
-    /// A pidfd for the first child of `pid` (PID 2 under --init), checked to
-    /// still be that child once opened.
-    static func firstChild(of pid: pid_t) -> CInt? {
-        guard let text = try? readText("/proc/\(pid)/task/\(pid)/children"),
-            let child = text.split(separator: " ").first.flatMap({ pid_t($0) })
-        else { return nil }
-        let fd = urun_pidfd_open(child)
-        guard fd >= 0 else { return nil }
-        guard let stat = try? readText("/proc/\(child)/stat"), let close = stat.lastIndex(of: ")"),
-            stat[stat.index(after: close)...].split(separator: " ").dropFirst().first == Substring("\(pid)")
-        else {
-            closeQuietly(fd)
-            return nil
-        }
-        return fd
-    }
-
-    /// The container's one mapped uid, when its map is a single line (no subordinate ids).
-    static func singleMappedUID(_ map: String?) -> UInt32? {
-        guard let text = map else { return nil }
-        let lines = text.split(separator: "\n")
-        guard lines.count == 1 else { return nil }
-        let fields = lines[0].split(separator: " ", omittingEmptySubsequences: true)
-        guard fields.count == 3, fields[2] == "1" else { return nil }
-        return UInt32(fields[0])
     }
 }

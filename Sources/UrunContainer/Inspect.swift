@@ -24,8 +24,10 @@ extension Containers {
             .object([("Type", .string("bind")), ("Source", .string($0.source)), ("Destination", .string($0.target)), ("RW", .bool(!$0.readOnly))])
         }
         mounts += spec.tmpfs.map { .object([("Type", .string("tmpfs")), ("Destination", .string($0.target)), ("Options", .string($0.options.data))]) }
-        var namespaces: [JSON] = ["user", "mnt", "pid", "uts", "ipc", "cgroup"].map(JSON.string)
-        if spec.network.ownNamespace { namespaces.append(.string("net")) }
+        // The namespaces the container made: a joined container's user and network ones are the other's.
+        var namespaces: [JSON] = (spec.network.joinedContainer == nil ? ["user"] : []).map(JSON.string)
+        namespaces += ["mnt", "pid", "uts", "ipc", "cgroup"].map(JSON.string)
+        if spec.network.createsNamespace { namespaces.append(.string("net")) }
         let limits = JSON.object(spec.limits.settings.map { ($0.file, .string($0.value)) })
         var statsJSON: JSON = .null
         if let path = state.cgroup, state.status == .running || state.status == .paused {

@@ -58,7 +58,9 @@ public struct Launcher {
         let directory = ContainerDirectory(in: paths.containers)
         defer { directory.remove() }
         let started = try start(spec, image: image, directory: directory, io: .inherit, ephemeral: true)
-        defer { finish(started, reapNetwork: false) }
+        // Waiting some 25 ms for the helper to exit is needed only to free
+        // published ports before urun returns (a next run may want them).
+        defer { finish(started, reapNetwork: started.network.map { !$0.ports.isEmpty } ?? false) }
         let supervisor = try Supervisor(
             pid: started.pid, pidfd: started.pidfd, blockedSignals: started.blockedSignals, master: started.master)
         return supervisor.run()
@@ -70,16 +72,32 @@ public struct Launcher {
         _ spec: ContainerSpec, image: Image, directory: ContainerDirectory, io: ContainerIO, ephemeral: Bool
     ) throws(UrunError) -> StartedContainer {
         let user = try ContainerUser.resolve(spec.user) { image.readFile($0) }
-        let hostname = spec.hostname ?? (spec.network == .host ? hostHostname() : String(directory.id.prefix(12)))
+        // --network container:NAME: that container's user and network namespaces, its /etc files.
+        let joined = try spec.network.joinedContainer.map { (name) throws(UrunError) in
+            let store = ContainerStore(paths: paths)
+            return try RunningContainer.open(try store.resolve(name), store: store)
+        }
+        defer { joined?.close() }
+        if let joined, let mapped = joined.mappedUID, user.uid != mapped {
+            throw .invalid("--network container:\(joined.record.name): only uid \(mapped) is mapped in its user namespace (it has no subordinate ids); run as that user (-u \(mapped))")
+        }
+        let joinedHostname = joined?.readFile("/etc/hostname")?.split(separator: "\n").first.map(String.init)
+        let hostname = spec.hostname ?? joinedHostname
+            ?? (spec.network == .host ? hostHostname() : String(directory.id.prefix(12)))
         let environment = ContainerEnvironment.build(
             hostname: hostname, home: user.home, tty: spec.tty, image: spec.imageEnvironment, user: spec.environment)
         let workingDirectory = spec.workingDirectory ?? "/"
         // With subordinate ids the caller is root inside and the child
         // switches to the user; with one id, the caller's id is the user's.
-        let subordinate = try IDMap.subordinateForCaller(spec.userNamespace)
-        let connected = try Self.connectsNetwork(spec)
-        var files = EtcFiles.files(hostname: hostname, spec: spec, connected: connected)
-        if spec.security.fakesRoot(singleMapping: subordinate == nil) && image.hasDirectory("/etc/apt/apt.conf.d") {
+        let subordinate = joined == nil ? try IDMap.subordinateForCaller(spec.userNamespace) : nil
+        let singleMapping = joined.map { $0.mappedUID != nil } ?? (subordinate == nil)
+        let helper = try Self.networkHelper(for: spec)
+        var files = EtcFiles.files(hostname: hostname, spec: spec, helper: helper)
+        if let joined {
+            // The same hosts and resolv.conf as the container whose network this is, as docker does.
+            files = files.map { file in joined.readFile(file.target).map { GeneratedFile(target: file.target, content: $0) } ?? file }
+        }
+        if spec.security.fakesRoot(singleMapping: singleMapping) && image.hasDirectory("/etc/apt/apt.conf.d") {
             files.append(EtcFiles.aptStaysRoot)
         }
         var plan = MountPlan.container(
@@ -93,16 +111,17 @@ public struct Launcher {
         // The user, PID and mount namespaces come with the clone (the child is
         // PID 1 from birth); the child makes the others while urun writes the maps.
         // pasta must find the network namespace there as soon as the maps are written.
-        var namespaces: Namespaces = [.user, .pid, .mount]
+        // A joined container's user namespace is already there, mapped.
+        var namespaces: Namespaces = joined == nil ? [.user, .pid, .mount] : [.pid, .mount]
         var early: Namespaces = [.uts, .ipc]
-        if connected {
+        if helper != nil {
             namespaces.insert(.network)
-        } else if spec.network.ownNamespace {
+        } else if spec.network.createsNamespace {
             early.insert(.network)
         }
-        let idMap = subordinate ?? IDMap.single(hostUID: getuid(), hostGID: getgid(), uid: user.uid, gid: user.gid)
+        let idMap = joined != nil ? nil : subordinate ?? IDMap.single(hostUID: getuid(), hostGID: getgid(), uid: user.uid, gid: user.gid)
         // Compiled (or read from the cache) here: the child only loads it.
-        let seccomp = try spec.security.seccompProgram(cache: paths.cache, singleMapping: subordinate == nil)
+        let seccomp = try spec.security.seccompProgram(cache: paths.cache, singleMapping: singleMapping)
         let windowSize = spec.tty ? (WindowSize.of(0) ?? WindowSize.of(1)) : nil
 
         // The child hands its pty master back over this socket (SCM_RIGHTS).
@@ -126,7 +145,7 @@ public struct Launcher {
         let containers = paths.containers
         let blocked = blockSupervisedSignals()
         let child = try cloneIntoNamespaces(
-            namespaces, early: early, idMap: idMap,
+            namespaces, early: early, idMap: idMap, joining: joined?.pidfd ?? -1,
             prepare: { (pid) throws(UrunError) in
                 if ephemeral {
                     try directory.create()
@@ -140,10 +159,10 @@ public struct Launcher {
                 try cgroup?.cgroup.add(pid: pid)
             },
             connect: { (pid) throws(UrunError) in
-                guard connected else { return }
+                guard let helper else { return }
                 let ports = try spec.ports.map { (port) throws(UrunError) in try port.withHostPort() }
                 do throws(UrunError) {
-                    network = try NetworkHelper.start(for: pid, ports: ports, mtu: spec.mtu)
+                    network = try NetworkHelper.start(helper, for: pid, ports: ports, mtu: spec.mtu)
                 } catch {
                     // The default falls back to loopback only; an explicit --network private or -p fails.
                     guard spec.network == .auto && ports.isEmpty else { throw error }
@@ -155,7 +174,7 @@ public struct Launcher {
             let setup = ChildSetup(
                 spec: spec, plan: plan, hostname: hostname, environment: environment,
                 workingDirectory: workingDirectory, windowSize: windowSize, ptySocket: ptySocket[1], io: io,
-                seccomp: seccomp, switchTo: subordinate == nil ? nil : user)
+                seccomp: seccomp, switchTo: singleMapping ? nil : user)
             do throws(UrunError) {
                 try setup.run(channel)
             } catch {
@@ -183,17 +202,24 @@ public struct Launcher {
             startedAt: .now(), image: image, network: network)
     }
 
-    /// Whether the container gets pasta's network: `private` must (or fails
-    /// with the cause), the default does when it can (or says once why not).
-    static func connectsNetwork(_ spec: ContainerSpec) throws(UrunError) -> Bool {
+    /// The helper that connects the container: the one `--network` names
+    /// (or fails with the cause); the first that can run for `private`; for
+    /// the default the same, or none, said once with the cause.
+    static func networkHelper(for spec: ContainerSpec) throws(UrunError) -> NetworkHelper.Kind? {
+        let kinds: [NetworkHelper.Kind]
         switch spec.network {
-        case .none, .host: return false
-        case .private, .auto:
-            guard let reason = NetworkHelper.unavailableReason() else { return true }
-            if spec.network == .private { throw .invalid("--network private: \(reason)") }
+        case .none, .host, .container: return nil
+        case .pasta: kinds = [.pasta]
+        case .slirp4netns: kinds = [.slirp4netns]
+        case .private, .auto: kinds = [.pasta, .slirp4netns]
+        }
+        switch NetworkHelper.choose(from: kinds) {
+        case .success(let kind): return kind
+        case .failure(let reason):
+            if spec.network != .auto { throw .invalid("--network \(spec.network.rawValue): \(reason)" + Hint.seeDoctor) }
             if !spec.ports.isEmpty { throw .invalid("publishing ports needs a network: \(reason)") }
             writeQuietly(2, "urun: no network: \(reason); the container has loopback only (--network none says so quietly)\n")
-            return false
+            return nil
         }
     }
 
@@ -245,7 +271,7 @@ struct ChildSetup {
         try sys(.setHostname, explain: "sethostname(\"\(hostname)\")") {
             urun_sethostname(hostname, hostname.utf8.count)
         }
-        if spec.network.ownNamespace {
+        if spec.network.createsNamespace {
             try sys(.loopbackUp, explain: "ioctl(SIOCSIFFLAGS, \"lo\", IFF_UP)") { urun_loopback_up() }
         }
         if case .descriptors(let stdin, let stdout, let stderr) = io {

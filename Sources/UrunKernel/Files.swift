@@ -71,6 +71,14 @@ public func makeDirectories(_ path: String, mode: mode_t = 0o700, step: Step = .
     if mkdir(path, mode) != 0 && errno != EEXIST { throw .kernel(step, path: path, .current) }
 }
 
+/// A new private directory `directory/prefixXXXXXX` (mkdtemp(3)).
+public func makeTemporaryDirectory(in directory: String, prefix: String) throws(UrunError) -> String {
+    var template = Array((directory + "/" + prefix + "XXXXXX").utf8CString)
+    let made = template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }
+    guard made != nil else { throw .kernel(.createContainerDir, path: directory, .current) }
+    return String(decoding: template.dropLast().map { UInt8(bitPattern: $0) }, as: UTF8.self)
+}
+
 public func parentDirectory(of path: String) -> String {
     guard let slash = path.lastIndex(of: "/") else { return "." }
     if slash == path.startIndex { return "/" }

@@ -4,7 +4,15 @@ import SystemPackage
 /// What to do about a failed step: one table keyed by (step, errno), so every
 /// error that has a known cause names it and the fix.
 public enum Hint {
+    /// Ends every message that `urun doctor` explains further.
+    public static let seeDoctor = " (run 'urun doctor' for details)"
+
     public static func `for`(_ step: Step, _ errno: Errno) -> String? {
+        guard let hint = knownCause(step, errno) else { return nil }
+        return [.clone, .mountOverlay, .runNewuidmap, .runNewgidmap].contains(step) ? hint + seeDoctor : hint
+    }
+
+    private static func knownCause(_ step: Step, _ errno: Errno) -> String? {
         switch (step, errno) {
         case (.clone, .noSpace):
             return "user.max_user_namespaces is exhausted or 0; raise it: sysctl -w user.max_user_namespaces=15000"
@@ -28,7 +36,7 @@ public enum Hint {
     }
 
     /// Names the sysctl or LSM setting that refuses unprivileged user namespaces here.
-    static func userNamespaceBlocker() -> String {
+    public static func userNamespaceBlocker() -> String {
         if readSysctl("kernel/unprivileged_userns_clone") == "0" {
             return "unprivileged user namespaces are disabled: sysctl -w kernel.unprivileged_userns_clone=1"
         }
@@ -41,7 +49,8 @@ public enum Hint {
         return "user namespaces are refused here (a seccomp filter or LSM of the calling environment?)"
     }
 
-    static func readSysctl(_ name: String) -> String? {
+    /// A sysctl's value by its /proc/sys path ("user/max_user_namespaces"), nil where the host has none.
+    public static func readSysctl(_ name: String) -> String? {
         guard let text = try? readText("/proc/sys/" + name) else { return nil }
         return text.trimmingWhitespace()
     }

@@ -12,6 +12,7 @@ public enum Step: UInt16, Sendable, CaseIterable {
     case runNewgidmap
     case releaseChild
     case unshareCgroup
+    case joinNamespaces
     // mounts
     case makeRootPrivate = 20
     case mountScratch
@@ -80,7 +81,7 @@ public enum Step: UInt16, Sendable, CaseIterable {
     public var phase: Phase {
         switch self {
         case .clone, .unshareNamespaces, .denySetgroups, .writeUIDMap, .writeGIDMap, .runNewuidmap, .runNewgidmap,
-            .releaseChild, .unshareCgroup:
+            .releaseChild, .unshareCgroup, .joinNamespaces:
             return .userNamespace
         case .makeRootPrivate, .mountScratch, .mountOverlay, .makeMountpoint, .mountProc, .mountSysfs, .bindSys,
             .mountDev, .bindDevice, .mountDevpts, .mountShm, .mountMqueue, .linkDevice, .bindConsole,
@@ -113,6 +114,7 @@ public enum Step: UInt16, Sendable, CaseIterable {
         case .writeGIDMap: return "write gid_map"
         case .runNewuidmap: return "run newuidmap"
         case .startNetworkHelper: return "start the network helper"
+        case .joinNamespaces: return "join another container's namespaces"
         case .runNewgidmap: return "run newgidmap"
         case .releaseChild: return "release the child"
         case .unshareCgroup: return "create the cgroup namespace"
@@ -181,7 +183,9 @@ public enum Step: UInt16, Sendable, CaseIterable {
         case .writeUIDMap: return "maps the caller's uid to root inside; the child becomes uid 0 of its namespace"
         case .writeGIDMap: return "maps the caller's gid to group 0 inside"
         case .runNewuidmap: return "the setuid helper maps the subordinate uids that /etc/subuid grants"
-        case .startNetworkHelper: return "pasta joins the container's network namespace and relays its traffic through the host's sockets"
+        case .startNetworkHelper: return "a user-mode helper (pasta or slirp4netns) joins the container's network namespace and relays its traffic through the host's sockets"
+        case .joinNamespaces:
+            return "--network container:NAME: a short-lived child enters that container's user namespace, which owns its network namespace, and then the network namespace; it clones the container as urun's own child (CLONE_PARENT)"
         case .runNewgidmap: return "the setuid helper maps the subordinate gids that /etc/subgid grants"
         case .releaseChild: return "the maps are written; the child may now act as root of its namespace"
         case .unshareCgroup: return "the container sees its own cgroup as the root of the hierarchy"
@@ -251,7 +255,8 @@ public enum Step: UInt16, Sendable, CaseIterable {
         case .unshareNamespaces: return "unshare(2), network_namespaces(7)"
         case .denySetgroups, .writeUIDMap, .writeGIDMap: return "user_namespaces(7)"
         case .runNewuidmap: return "newuidmap(1)"
-        case .startNetworkHelper: return "pasta(1)"
+        case .startNetworkHelper: return "pasta(1), slirp4netns(1)"
+        case .joinNamespaces: return "setns(2), user_namespaces(7)"
         case .runNewgidmap: return "newgidmap(1)"
         case .releaseChild: return "pipe(2)"
         case .unshareCgroup: return "cgroup_namespaces(7)"

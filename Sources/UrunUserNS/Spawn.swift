@@ -22,11 +22,15 @@ import UrunKernel
 /// and this way the two sides work at once. (A process has every capability
 /// in a user namespace it just created, mapped or not.)
 ///
+/// With `joining` (a pidfd), the child enters that process's user and network
+/// namespaces instead of making new ones, and no maps are written: see
+/// `cloneJoining`.
+///
 /// If the parent cannot write the maps it closes `release` unwritten; the
 /// child reads EOF and exits silently. If the parent dies, PR_SET_PDEATHSIG
 /// takes the child with it, so no container outlives its supervisor.
 public func cloneIntoNamespaces(
-    _ namespaces: Namespaces, early: Namespaces = [], idMap: IDMap, cgroupFD: CInt = -1,
+    _ namespaces: Namespaces, early: Namespaces = [], idMap: IDMap?, joining: CInt = -1, cgroupFD: CInt = -1,
     prepare: (pid_t) throws(UrunError) -> Void = { _ in },
     connect: (pid_t) throws(UrunError) -> Void = { _ in },
     child body: (ChildChannel) -> Never
@@ -47,9 +51,13 @@ public func cloneIntoNamespaces(
     var pidfd: CInt = -1
     let pid: pid_t
     do throws(UrunError) {
-        pid = try sys(
-            .clone, explain: "clone(\(namespaces.flagNames)\(cgroupFD >= 0 ? "|CLONE_INTO_CGROUP" : ""))"
-        ) { urun_clone(namespaces.rawValue, cgroupFD, &pidfd) }
+        if joining >= 0 {
+            pid = try cloneJoining(joining, namespaces, pidfd: &pidfd)
+        } else {
+            pid = try sys(
+                .clone, explain: "clone(\(namespaces.flagNames)\(cgroupFD >= 0 ? "|CLONE_INTO_CGROUP" : ""))"
+            ) { urun_clone(namespaces.rawValue, cgroupFD, &pidfd) }
+        }
     } catch {
         (release + report).forEach(closeQuietly)
         throw error
@@ -84,14 +92,14 @@ public func cloneIntoNamespaces(
     let child = NamespacedChild(pid: pid, pidfd: pidfd, reportFD: report[0])
     Explain.note(.clone, "→ child pid \(pid) on the host, pid 1 in its own PID namespace")
     do throws(UrunError) {
-        let maps = try idMap.startWriting(for: pid)
+        let maps = try idMap?.startWriting(for: pid)
         do throws(UrunError) {
             try prepare(pid)  // while newuidmap and newgidmap run
         } catch {
-            try? maps.finish()
+            try? maps?.finish()
             throw error
         }
-        try maps.finish()
+        try maps?.finish()
         try connect(pid)  // what needs the maps in place: the network helper joins the namespaces
         var go: UInt8 = 1
         Explain.step(.releaseChild, "write(release pipe) → the child continues")
@@ -107,6 +115,70 @@ public func cloneIntoNamespaces(
         throw error
     }
     return child
+}
+
+/// Clones the container into the user and network namespaces of the process
+/// behind `target` (a pidfd), returning 0 in the container and its pid in urun.
+///
+///     urun ── clone() ──▶ intermediate: setns(target, CLONE_NEWUSER|CLONE_NEWNET)
+///                                       clone(CLONE_PARENT|CLONE_NEWPID|CLONE_NEWNS) ──▶ container
+///          ◀── its pid (handoff pipe) ──                                   (urun's own child)
+///     reap the intermediate, pidfd_open(container)
+///
+/// urun never leaves the host's namespaces (a process cannot setns back out
+/// of a user namespace), and the container is still urun's child, supervised
+/// and reaped as any other. The container's PID namespace must be made by a
+/// process already inside the joined user namespace, hence the intermediate.
+private func cloneJoining(_ target: CInt, _ namespaces: Namespaces, pidfd: inout CInt) throws(UrunError) -> pid_t {
+    var handoff: [CInt] = [-1, -1]
+    try sys(.joinNamespaces) { urun_pipe2(&handoff, O_CLOEXEC) }
+    defer { closeQuietly(handoff[0]) }
+    var intermediateFD: CInt = -1
+    let intermediate: pid_t
+    do throws(UrunError) {
+        intermediate = try sys(.joinNamespaces, explain: "clone() → an intermediate child") { urun_clone(0, -1, &intermediateFD) }
+    } catch {
+        closeQuietly(handoff[1])
+        throw error
+    }
+    if intermediate == 0 {
+        closeQuietly(handoff[0])
+        handoff[0] = -1
+        // "P" and the container's pid, or "E" and an error record.
+        var message: [UInt8]
+        do throws(UrunError) {
+            let flags = CInt(URUN_CLONE_NEWUSER | URUN_CLONE_NEWNET)
+            try sys(.joinNamespaces, explain: "setns(pidfd of the container, CLONE_NEWUSER|CLONE_NEWNET)  [in the intermediate]") {
+                urun_setns(target, flags)
+            }
+            var unused: CInt = -1
+            let pid = try sys(.clone, explain: "clone(CLONE_PARENT|\(namespaces.flagNames))  [in the intermediate]") {
+                urun_clone(namespaces.rawValue | UInt64(URUN_CLONE_PARENT), -1, &unused)
+            }
+            if pid == 0 {
+                closeQuietly(handoff[1])
+                return 0
+            }
+            message = [UInt8(ascii: "P")] + withUnsafeBytes(of: pid) { Array($0) }
+        } catch {
+            message = [UInt8(ascii: "E")] + error.record()
+        }
+        message.withUnsafeBytes { _ = Glibc.write(handoff[1], $0.baseAddress, $0.count) }
+        _exit(0)
+    }
+    closeQuietly(handoff[1])
+    closeQuietly(intermediateFD)
+    let message = (try? readAll(handoff[0])) ?? []
+    var status: CInt = 0
+    while waitpid(intermediate, &status, 0) < 0 && errno == EINTR {}
+    guard let kind = message.first, kind == UInt8(ascii: "P"), message.count == 1 + MemoryLayout<pid_t>.size else {
+        if message.first == UInt8(ascii: "E"), let error = UrunError(record: Array(message.dropFirst())) { throw error }
+        throw .invalid("could not join the other container's namespaces (the intermediate process died)")
+    }
+    let pid = message.dropFirst().withUnsafeBytes { $0.loadUnaligned(as: pid_t.self) }
+    // The container is urun's child: its pid cannot be reused before urun reaps it.
+    pidfd = urun_pidfd_open(pid)
+    return pid
 }
 
 /// The child's end of the handshake.
@@ -159,11 +231,13 @@ public struct NamespacedChild: Sendable {
 }
 
 /// Runs `body` in a child process that is root of a new user namespace
-/// mapped by `idMap`: files owned by any mapped id are its own there. For
+/// mapped by `idMap` (and of `namespaces` made with it): files owned by any mapped id are its own there. For
 /// unpacking image layers with their owners, and removing what containers
 /// wrote as other users. The caller must be single-threaded (see above).
-public func runInUserNamespace(_ idMap: IDMap, _ body: () throws(UrunError) -> Void) throws(UrunError) {
-    let child = try cloneIntoNamespaces([.user], idMap: idMap) { channel in
+public func runInUserNamespace(
+    _ idMap: IDMap, also namespaces: Namespaces = [], _ body: () throws(UrunError) -> Void
+) throws(UrunError) {
+    let child = try cloneIntoNamespaces(namespaces.union(.user), idMap: idMap) { channel in
         do throws(UrunError) {
             try body()
         } catch {

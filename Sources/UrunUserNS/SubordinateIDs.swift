@@ -37,7 +37,7 @@ public struct SubordinateIDs: Equatable, Sendable {
     }
 
     /// The caller's login name, from /etc/passwd (a static binary has no NSS).
-    static func callerName() -> String? {
+    public static func callerName() -> String? {
         let entries = (try? readText("/etc/passwd")).map(PasswdEntry.parse) ?? []
         return entries.first { $0.uid == getuid() }?.name
     }

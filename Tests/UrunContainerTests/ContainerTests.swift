@@ -30,19 +30,22 @@ import UrunKernel
     let host = "search example.com\nnameserver 127.0.0.53\nnameserver 10.0.0.1\noptions edns0\n"
 
     @Test func loopbackNameserversAreDroppedInAPrivateNetwork() {
-        let text = EtcFiles.resolvConf(network: .none, connected: false, host: host, dns: [], search: [], options: [])
+        let text = EtcFiles.resolvConf(network: .none, helper: nil, host: host, dns: [], search: [], options: [])
         #expect(!text.contains("127.0.0.53"))
         #expect(text.contains("nameserver 10.0.0.1"))
         #expect(text.contains("search example.com"))
-        #expect(EtcFiles.resolvConf(network: .host, connected: false, host: host, dns: [], search: [], options: []) == host)
+        #expect(EtcFiles.resolvConf(network: .host, helper: nil, host: host, dns: [], search: [], options: []) == host)
     }
 
-    @Test func pastaForwardsDNSAndFlagsReplaceTheDefaults() {
-        let connected = EtcFiles.resolvConf(network: .auto, connected: true, host: host, dns: [], search: [], options: [])
+    @Test func theHelperForwardsDNSAndFlagsReplaceTheDefaults() {
+        let connected = EtcFiles.resolvConf(network: .auto, helper: .pasta, host: host, dns: [], search: [], options: [])
         #expect(connected.split(separator: "\n").filter { $0.hasPrefix("nameserver") } == ["nameserver 169.254.1.1"])
         #expect(connected.contains("search example.com") && connected.contains("options edns0"))
+        let slirp = EtcFiles.resolvConf(network: .slirp4netns, helper: .slirp4netns, host: host, dns: [], search: [], options: [])
+        #expect(slirp.split(separator: "\n").filter { $0.hasPrefix("nameserver") } == ["nameserver 10.0.2.3"])
+        #expect(EtcFiles.hostAddress(.slirp4netns) == "10.0.2.2")
         let flags = EtcFiles.resolvConf(
-            network: .private, connected: true, host: host, dns: ["9.9.9.9", "1.1.1.1"], search: ["a.test", "b.test"], options: ["ndots:2"])
+            network: .private, helper: .pasta, host: host, dns: ["9.9.9.9", "1.1.1.1"], search: ["a.test", "b.test"], options: ["ndots:2"])
         #expect(flags == "search a.test b.test\noptions ndots:2\nnameserver 9.9.9.9\nnameserver 1.1.1.1\n")
     }
 

@@ -108,6 +108,81 @@ let pastaAvailable: ConditionTrait = .enabled(
         #expect(waitFor { !pastaRunning }, "no helper left behind")
     }
 
+    /// slirp4netns, podman's older helper: its own 10.0.2.0/24 network, DNS
+    /// at 10.0.2.3, the host's loopback at 10.0.2.2, ports through its API.
+    @Test func slirp4netnsIsAHelperToo() throws {
+        try #require(access("/usr/bin/slirp4netns", X_OK) == 0, "slirp4netns is not installed (apt-get install slirp4netns)")
+        let r = h.urun(["--network", "slirp4netns", h.image(), "sh", "-c",
+                        "ip -o -4 addr show eth0 | awk '{print $4}'; ip route | grep '^default'; grep nameserver /etc/resolv.conf; grep host.containers.internal /etc/hosts"])
+        #expect(r.lines == ["10.0.2.100/24", "default via 10.0.2.2 dev eth0 ", "nameserver 10.0.2.3", "10.0.2.2\thost.containers.internal host.urun.internal"], "\(r)")
+
+        let server = h.start(["/bin/busybox", "sh", "-c", "while :; do echo hello-from-host | busybox nc -l -p 17778; done"])
+        defer {
+            server.terminate()
+            Harness.sh("pkill -9 -u \(h.uid) -f 'nc -l -p 17778'")
+        }
+        #expect(waitFor { listening(17778) })
+        let out = h.urun(["--network", "slirp4netns", h.image(), "sh", "-c", "timeout 3 nc host.containers.internal 17778 </dev/null"])
+        #expect(out.stdout == "hello-from-host\n", "\(out)")
+
+        let probe = try #require(udpProbe)
+        let root = h.freshRoot()
+        let run = h.urun(["run", "-d", "--name", "slirp", "--network", "slirp4netns", "-v", probe + ":/udp-probe:ro",
+                          "-p", "18180:8080", "-p", "18181:8081/udp",
+                          h.image(), "sh", "-c", "/udp-probe serve 8081 & while :; do echo hi-slirp | nc -l -p 8080; done"], root: root)
+        #expect(run.status == 0, "\(run)")
+        #expect(waitFor { hostSide("busybox nc 127.0.0.1 18180 </dev/null").stdout == "hi-slirp\n" }, "TCP through -p")
+        #expect(waitFor { hostSide("\(probe) send 127.0.0.1 18181 ping").stdout == "pong:ping\n" }, "UDP through -p")
+        #expect(slirpRunning)
+        let busy = h.urun(["--network", "slirp4netns", "-p", "18180:80", h.image(), "true"], root: root)
+        #expect(busy.status == 125 && busy.stderr.contains("18180"), "\(busy)")
+        #expect(h.urun(["rm", "-f", "slirp"], root: root).status == 0)
+        #expect(waitFor { !slirpRunning }, "slirp4netns is gone with its container")
+        #expect(Harness.sh("ls -d /tmp/urun-slirp-* 2>/dev/null").stdout.isEmpty, "the API socket's directory is removed")
+    }
+
+    var slirpRunning: Bool { Harness.sh("pgrep -u \(h.uid) -x slirp4netns").status == 0 }
+
+    /// Without pasta on PATH the default network comes from slirp4netns.
+    @Test func theDefaultFallsBackToSlirp4netns() throws {
+        try #require(access("/usr/bin/slirp4netns", X_OK) == 0, "slirp4netns is not installed (apt-get install slirp4netns)")
+        let bin = h.freshRoot() + "-bin"
+        #expect(Harness.sh("mkdir -p \(bin) && ln -sf /usr/bin/slirp4netns \(bin)/ && chmod 755 \(bin)").status == 0)
+        let r = h.urun([h.image(), "sh", "-c", "ip -o -4 addr show eth0 | awk '{print $4}'"], environment: ["PATH": bin])
+        #expect(r.status == 0 && r.lines == ["10.0.2.100/24"], "\(r)")
+        let neither = h.urun([h.image(), "ls", "/sys/class/net"], environment: ["PATH": "/nonexistent"])
+        #expect(neither.lines == ["lo"] && neither.stderr.contains("apt-get install passt or slirp4netns"), "\(neither)")
+        let explicit = h.urun(["--network", "private", h.image(), "true"], environment: ["PATH": "/nonexistent"])
+        #expect(explicit.status == 125 && explicit.stderr.contains("not installed"), "\(explicit)")
+    }
+
+    /// --network container:NAME: the other container's network (and user
+    /// namespace), hostname, hosts and resolv.conf; its own PID namespace.
+    @Test func aContainerJoinsAnothersNetwork() throws {
+        let root = h.freshRoot()
+        let run = h.urun(["run", "-d", "--name", "web", "--hostname", "webhost", "--add-host", "db:10.9.8.7", h.image(), "sh", "-c",
+                          "while :; do echo from-web | nc -l -p 8080; done"], root: root)
+        #expect(run.status == 0, "\(run)")
+        let joined = h.urun(["--network", "container:web", h.image(), "sh", "-c",
+                             "timeout 3 nc 127.0.0.1 8080 </dev/null; hostname; grep -c db /etc/hosts; echo $$; ps -o comm | grep -c '^nc$'; id -u"],
+                            root: root)
+        #expect(joined.lines == ["from-web", "webhost", "1", "1", "0", "0"], "\(joined)")
+        let inspect = h.urun(["inspect", "web"], root: root).stdout
+        let web = try #require(inspect.firstMatch(of: /"Pid": (\d+)/)?.1, "\(inspect)")
+        let ours = h.urun(["--network", "container:web", h.image(), "sh", "-c", "readlink /proc/self/ns/net; readlink /proc/self/ns/user"], root: root)
+        let theirs = Harness.sh("readlink /proc/\(web)/ns/net /proc/\(web)/ns/user")
+        #expect(!ours.lines.isEmpty && ours.lines == theirs.lines, "\(ours) \(theirs)")
+
+        let conflict = h.urun(["--network", "container:web", "-p", "8081:80", h.image(), "true"], root: root)
+        #expect(conflict.status == 125 && conflict.stderr.contains("conflicts with --network container:web"), "\(conflict)")
+        let missing = h.urun(["--network", "container:nope", h.image(), "true"], root: root)
+        #expect(missing.status == 125 && missing.stderr.contains("nope"), "\(missing)")
+        #expect(h.urun(["stop", "-t", "1", "web"], root: root).status == 0)
+        let stopped = h.urun(["--network", "container:web", h.image(), "true"], root: root)
+        #expect(stopped.status == 125 && stopped.stderr.contains("not running"), "\(stopped)")
+        #expect(h.urun(["rm", "-f", "web"], root: root).status == 0)
+    }
+
     @Test func dnsAndHostsFlags() {
         let r = h.urun(["--dns", "192.0.2.53", "--dns-search", "corp.test", "--dns-option", "ndots:2", "--add-host", "db:10.1.2.3",
                         h.image(), "sh", "-c", "cat /etc/resolv.conf; grep db /etc/hosts"])

@@ -22,6 +22,7 @@ enum {
     URUN_CLONE_NEWUSER = 0x10000000,
     URUN_CLONE_NEWPID = 0x20000000,
     URUN_CLONE_NEWNET = 0x40000000,
+    URUN_CLONE_PARENT = 0x00008000,
     URUN_OPEN_TREE_CLONE = 1,
     URUN_MOVE_MOUNT_F_EMPTY_PATH = 0x4,
     URUN_MOVE_MOUNT_T_EMPTY_PATH = 0x40,
@@ -73,6 +74,8 @@ int urun_set_cloexec(int fd, int on);
 int urun_set_nonblock(int fd, int on);
 /// getrandom(2), filling the whole buffer.
 int urun_random_bytes(void *buffer, size_t length);
+/// statfs(2)'s f_type of the file system `path` is on; -1 with errno set.
+long urun_fs_type(const char *path);
 /// memfd_create(2) with MFD_CLOEXEC.
 int urun_memfd(const char *name);
 /// fsetxattr(2), fgetxattr(2) (overlayfs' user.overlay.* attributes).

@@ -23,7 +23,7 @@ enum ContainerOptions {
         OptionSpec("volume", short: "v", value: "SRC:DST[:ro]", help: "Bind a host path into the container", repeatable: true, files: true),
         OptionSpec("tmpfs", value: "DST[:OPTS]", help: "Mount a tmpfs (OPTS: size=64m,mode=1777,exec,...)", repeatable: true),
         OptionSpec("read-only", help: "Mount the container's root read-only"),
-        OptionSpec("network", value: "MODE", help: "private (own network through pasta), none (loopback only), host; default: private when pasta can run, else none", choices: NetworkMode.allCases.map(\.rawValue) + ["pasta"]),
+        OptionSpec("network", value: "MODE", help: "private (own network through pasta, else slirp4netns), none (loopback only), host, pasta, slirp4netns, container:NAME (another container's); default: private when a helper can run, else none", choices: NetworkMode.names.filter { !$0.contains(":") }),
         OptionSpec("publish", short: "p", value: "[IP:]HOST:CONTAINER[/udp]", help: "Publish a container port on the host (ranges: 8000-8009:80-89)", repeatable: true),
         OptionSpec("publish-all", short: "P", help: "Publish every port the image exposes, each on a free host port"),
         OptionSpec("mtu", value: "BYTES", help: "MTU of the container's interface (default 65520)"),
@@ -87,8 +87,8 @@ enum ContainerOptions {
         spec.tmpfs = try arguments.values("tmpfs").map { spec throws in try TmpfsMount.parse(spec) }
         spec.readOnly = arguments.flag("read-only")
         if let network = arguments.value("network") {
-            guard let mode = NetworkMode(rawValue: network == "pasta" ? "private" : network) else {
-                throw UrunError.usage("--network \(network): expected private, none or host")
+            guard let mode = NetworkMode(rawValue: network), mode != .auto else {
+                throw UrunError.usage("--network \(network): expected \(NetworkMode.names.joined(separator: ", "))")
             }
             spec.network = mode
         }
@@ -96,6 +96,13 @@ enum ContainerOptions {
         spec.publishAll = arguments.flag("publish-all")
         if (!spec.ports.isEmpty || spec.publishAll) && (spec.network == .none || spec.network == .host) {
             throw UrunError.usage("-p and -P need --network private: with \(spec.network.rawValue) there is nothing to forward to")
+        }
+        if let other = spec.network.joinedContainer {
+            // As docker: the network, its names and its ports are the other container's.
+            let conflicting = ["publish", "publish-all", "hostname", "mtu", "dns", "dns-search", "dns-option", "add-host", "userns"]
+            if let flag = conflicting.first(where: { arguments.has($0) }) {
+                throw UrunError.usage("--\(flag) conflicts with --network container:\(other): the network and user namespace are that container's; set it there")
+            }
         }
         if let mtu = try arguments.int("mtu") {
             guard (68...65520).contains(mtu) else { throw UrunError.usage("--mtu \(mtu): expected 68 to 65520") }
