@@ -94,8 +94,8 @@ var commands: [any Command.Type] {
         RunCommand.self, CreateCommand.self, StartCommand.self, StopCommand.self, RestartCommand.self, KillCommand.self,
         PauseCommand.self, UnpauseCommand.self, ExecCommand.self, AttachCommand.self, LogsCommand.self, PsCommand.self,
         InspectCommand.self, WaitCommand.self, StatsCommand.self, RemoveCommand.self, ImagesCommand.self,
-        RmiCommand.self, ImagePruneCommand.self, SystemPruneCommand.self, SystemDfCommand.self, DoctorCommand.self,
-        MonitorCommand.self,
+        RmiCommand.self, ImagePruneCommand.self, SystemPruneCommand.self, SystemDfCommand.self, DoctorCommand.self, CompletionCommand.self,
+        MonitorCommand.self, ManPageCommand.self,
     ]
 }
 

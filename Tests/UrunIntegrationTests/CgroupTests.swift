@@ -12,6 +12,7 @@ struct DelegatedCgroup: Sendable {
     /// one suite's containers never show up in another's counts.
     static let shared = make()
     static let forLifecycle = make()
+    static let forTutorials = make()
 
     private static func make() -> DelegatedCgroup? {
         guard getuid() == 0, Harness.shared.isAvailable, let user = Harness.shared.user else { return nil }

@@ -1,0 +1,84 @@
+import Foundation
+import Glibc
+import Testing
+
+/// --help, the man page, the CLI reference and the shell completions all come
+/// from the command declarations: the checked-in ones must equal what the
+/// binary generates, and the completions must load and complete in bash.
+@Suite(harnessAvailable) struct CLIDocsTests {
+    let h = Harness.shared
+
+    func checkedIn(_ path: String) throws -> String {
+        try String(contentsOfFile: Harness.packageRoot + "/" + path, encoding: .utf8)
+    }
+
+    @Test func theManPageAndTheCLIReferenceAreTheBinarysOwn() throws {
+        let man = h.urun(["manpage"])
+        #expect(man.status == 0)
+        #expect(man.stdout == (try checkedIn("Docs/urun.1")), "Docs/urun.1 is stale: urun manpage > Docs/urun.1")
+        let markdown = h.urun(["manpage", "--markdown"])
+        #expect(markdown.stdout == (try checkedIn("Docs/cli.md")), "Docs/cli.md is stale: urun manpage --markdown > Docs/cli.md")
+        if access("/usr/bin/groff", X_OK) == 0 {
+            let warnings = Harness.sh("groff -man -ww -z '\(Harness.packageRoot)/Docs/urun.1' 2>&1")
+            #expect(warnings.stdout.isEmpty, "\(warnings)")
+        } else {
+            print("CLIDocsTests: groff is not installed; the man page's roff is not checked for warnings")
+        }
+    }
+
+    /// Every verb the global help lists has a --help that starts with its
+    /// usage, and a section in the CLI reference.
+    @Test func everyVerbHasHelpAndAReferenceSection() throws {
+        let global = h.urun(["--help"])
+        let verbs = global.stdout.components(separatedBy: "\n").drop { $0 != "Commands:" }.dropFirst().prefix { !$0.isEmpty }
+            .compactMap { line -> String? in
+                let words = line.split(separator: " ")
+                guard let first = words.first else { return nil }
+                // Two-word verbs: "image prune", "system df".
+                if ["image", "system"].contains(String(first)), words.count > 1 { return "\(first) \(words[1])" }
+                return String(first)
+            }
+        #expect(verbs.count >= 20, "\(global)")
+        let reference = try checkedIn("Docs/cli.md")
+        for verb in verbs {
+            let help = h.urun(verb.split(separator: " ").map(String.init) + ["--help"])
+            #expect(help.status == 0 && help.stdout.hasPrefix("Usage:  urun \(verb)"), "\(verb): \(help)")
+            #expect(reference.contains("\n## urun \(verb)\n"), "Docs/cli.md has no section for \(verb)")
+        }
+    }
+
+    /// The bash completion, loaded into a real bash, completes verbs, fixed
+    /// option values, subverbs and the names of existing containers.
+    @Test func bashCompletionLoadsAndCompletes() throws {
+        let root = h.freshRoot()
+        let bin = root + "-bin"
+        #expect(Harness.sh("mkdir -p '\(bin)' && ln -sf '\(h.binary)' '\(bin)/urun' && chmod 755 '\(bin)'").status == 0)
+        #expect(h.urun(["create", "--name", "completion-target", "--network", "none", h.image(), "true"], root: root).status == 0)
+        let script = """
+            source <(urun completion bash) || exit 1
+            complete -p urun
+            t() { COMP_WORDS=("$@"); COMP_CWORD=$((${#COMP_WORDS[@]} - 1)); COMPREPLY=(); _urun; echo "${COMPREPLY[*]}"; }
+            t urun do
+            t urun run --netw
+            t urun run --network ""
+            t urun image pr
+            t urun rm completion-t
+            """
+        let r = h.runAsUser(["bash", "-c", script], environment: ["PATH": bin + ":/usr/bin:/bin", "URUN_ROOT": root])
+        #expect(r.lines == [
+            "complete -o filenames -F _urun urun", "doctor", "--network", "private none host pasta slirp4netns", "prune",
+            "completion-target",
+        ], "\(r)")
+        for shell in ["zsh", "fish"] {
+            let generated = h.urun(["completion", shell])
+            #expect(generated.status == 0 && generated.stdout.contains("urun"), "\(generated)")
+            if access("/usr/bin/\(shell)", X_OK) == 0 {
+                let check = Harness.sh("urun=$(mktemp) && cat > $urun <<'EOF'\n\(generated.stdout)\nEOF\n\(shell) -n $urun; s=$?; rm -f $urun; exit $s")
+                #expect(check.status == 0, "\(shell): \(check)")
+            } else {
+                print("CLIDocsTests: \(shell) is not installed; its completion script is generated but not parsed")
+            }
+        }
+        #expect(h.urun(["completion", "tcsh"]).status == 125)
+    }
+}
