@@ -217,7 +217,7 @@ public struct Launcher {
         case .success(let kind): return kind
         case .failure(let reason):
             if spec.network != .auto { throw .invalid("--network \(spec.network.rawValue): \(reason)" + Hint.seeDoctor) }
-            if !spec.ports.isEmpty { throw .invalid("publishing ports needs a network: \(reason)") }
+            if !spec.ports.isEmpty { throw .invalid("publishing ports needs a network: \(reason)" + Hint.seeDoctor) }
             writeQuietly(2, "urun: no network: \(reason); the container has loopback only (--network none says so quietly)\n")
             return nil
         }

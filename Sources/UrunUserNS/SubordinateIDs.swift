@@ -90,9 +90,9 @@ extension IDMap {
         let who = SubordinateIDs.callerName() ?? String(getuid())
         if ids == nil {
             throw .invalid(
-                "--userns subids: /etc/subuid and /etc/subgid grant \(who) no range; as root: usermod --add-subuids 100000-165535 --add-subgids 100000-165535 \(who)")
+                "--userns subids: /etc/subuid and /etc/subgid grant \(who) no range; as root: usermod --add-subuids 100000-165535 --add-subgids 100000-165535 \(who)" + Hint.seeDoctor)
         }
-        throw .invalid("--userns subids: newuidmap and newgidmap are not installed (Debian: apt-get install uidmap)")
+        throw .invalid("--userns subids: newuidmap and newgidmap are not installed (Debian: apt-get install uidmap)" + Hint.seeDoctor)
     }
 
     /// Whether the map has more than the caller's own id: ids other than root

@@ -69,15 +69,26 @@ import Testing
             "complete -o filenames -F _urun urun", "doctor", "--network", "private none host pasta slirp4netns", "prune",
             "completion-target",
         ], "\(r)")
-        for shell in ["zsh", "fish"] {
-            let generated = h.urun(["completion", shell])
-            #expect(generated.status == 0 && generated.stdout.contains("urun"), "\(generated)")
-            if access("/usr/bin/\(shell)", X_OK) == 0 {
-                let check = Harness.sh("urun=$(mktemp) && cat > $urun <<'EOF'\n\(generated.stdout)\nEOF\n\(shell) -n $urun; s=$?; rm -f $urun; exit $s")
-                #expect(check.status == 0, "\(shell): \(check)")
-            } else {
-                print("CLIDocsTests: \(shell) is not installed; its completion script is generated but not parsed")
+        // fish completes for real through `complete -C`; zsh's script must parse and load under compinit.
+        let file = root + "-completion"
+        for (shell, check) in [
+            ("fish", "source \(file) && complete -C 'urun run --network ' && complete -C 'urun image pr'"),
+            ("zsh", "autoload -U compinit && compinit -u -d \(file).zcd && source \(file) && (( $+functions[_urun_run] )) && echo loaded"),
+        ] {
+            guard access("/usr/bin/\(shell)", X_OK) == 0 else {
+                print("CLIDocsTests: \(shell) is not installed; its completion script is generated but not loaded")
+                continue
             }
+            let generated = h.urun(["completion", shell])
+            #expect(generated.status == 0)
+            FileManager.default.createFile(atPath: file, contents: Data(generated.stdout.utf8))
+            chmod(file, 0o644)
+            let syntax = h.runAsUser([shell, "-n", file])
+            #expect(syntax.status == 0, "\(shell): \(syntax)")
+            let loaded = h.runAsUser([shell, "-c", check], environment: ["PATH": bin + ":/usr/bin:/bin", "URUN_ROOT": root])
+            let words = loaded.lines.map { String($0.split(separator: "\t").first ?? "") }
+            #expect(loaded.status == 0 && words == (shell == "fish" ? ["host", "none", "pasta", "private", "slirp4netns", "prune"] : ["loaded"]),
+                    "\(shell): \(loaded)")
         }
         #expect(h.urun(["completion", "tcsh"]).status == 125)
     }
