@@ -10,6 +10,11 @@ public func runAsInit(startCommand: () -> Never) -> Never {
     var all = sigset_t()
     sigfillset(&all)
     sigprocmask(SIG_SETMASK, &all, nil)
+    // Not dumpable: no process in the container may open /proc/1/exe, which
+    // is urun's own binary on the host (the CVE-2019-5736 class), or trace
+    // PID 1. Before the fork, so that the command (whose execve makes it
+    // dumpable again) can never find PID 1 still dumpable.
+    _ = urun_set_dumpable(0)
     Explain.step(.forkInit, "fork() → urun stays PID 1, the command becomes PID 2")
     let child = fork()
     if child == 0 { startCommand() }
@@ -17,9 +22,6 @@ public func runAsInit(startCommand: () -> Never) -> Never {
     // PID 1 needs no descriptor of urun's: not the error pipe (the command's
     // exec must close the last copy), not the container directory's lock.
     _ = urun_close_range(3, UInt32.max, 0)
-    // Not dumpable: no process in the container may open /proc/1/exe, which
-    // is urun's own binary on the host (the CVE-2019-5736 class).
-    _ = urun_set_dumpable(0)
     var info = siginfo_t()
     while true {
         let signal = sigwaitinfo(&all, &info)
