@@ -31,11 +31,12 @@ public struct UrunPaths: Sendable {
     }
 
     /// $XDG_RUNTIME_DIR/urun when it is ours; under `su` it is unset or names
-    /// another user's directory, so fall back to /run/user/UID, then to a
-    /// private directory in /tmp that we verify we own.
+    /// another user's directory, so fall back to /run/user/UID (for root:
+    /// /run), then to a private directory in /tmp that we verify we own.
     static func runtimeDirectory() throws(UrunError) -> String {
         let uid = getuid()
-        for candidate in [xdg("XDG_RUNTIME_DIR"), "/run/user/\(uid)"] {
+        // Root's is /run/urun, as podman's is /run/containers.
+        for candidate in [xdg("XDG_RUNTIME_DIR"), "/run/user/\(uid)", uid == 0 ? "/run" : nil] {
             if let dir = candidate, let st = fileStatus(dir, followLinks: true), st.st_uid == uid,
                 access(dir, W_OK) == 0
             {
