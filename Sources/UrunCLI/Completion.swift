@@ -161,7 +161,8 @@ public enum Completion {
                 fi
                 local function="_urun_${${verb// /_}//-/_}"
                 if (( $+functions[$function] )); then
-                    (( CURRENT -= i )); shift $i words
+                    # _arguments wants the verb as words[1].
+                    (( CURRENT -= i - 1 )); shift $(( i - 1 )) words
                     $function
                 else
                     _files

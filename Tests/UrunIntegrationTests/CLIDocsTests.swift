@@ -69,11 +69,26 @@ import Testing
             "complete -o filenames -F _urun urun", "doctor", "--network", "private none host pasta slirp4netns", "prune",
             "completion-target",
         ], "\(r)")
-        // fish completes for real through `complete -C`; zsh's script must parse and load under compinit.
-        let file = root + "-completion"
-        for (shell, check) in [
-            ("fish", "source \(file) && complete -C 'urun run --network ' && complete -C 'urun image pr'"),
-            ("zsh", "autoload -U compinit && compinit -u -d \(file).zcd && source \(file) && (( $+functions[_urun_run] )) && echo loaded"),
+        // fish completes for real through `complete -C`; zsh through an interactive zsh on a pty (zpty)
+        // that is sent `urun run --network <TAB><TAB>` and lists the choices.
+        let directory = root + "-completion"
+        #expect(Harness.sh("mkdir -p '\(directory)' && chown \(h.uid) '\(directory)'").status == 0)
+        let zshDriver = """
+            zmodload zsh/zpty
+            zpty z 'zsh -f -i'
+            zpty -w z 'PS1="> "; fpath=(\(directory) $fpath); autoload -U compinit; compinit -u -d \(directory)/dump; setopt nobeep; print REA""DY'
+            local all="" chunk
+            # Wait for the set-up to finish (the quotes keep the echoed command from matching).
+            for i in {1..100}; do zpty -r -t z chunk && all+=$chunk; [[ $all == *READY* ]] && break; sleep 0.1; done
+            all=""
+            zpty -w -n z $'urun run --network \\t\\t'
+            for i in {1..30}; do zpty -r -t z chunk && all+=$chunk; [[ $all == *slirp4netns* ]] && break; sleep 0.1; done
+            print -r -- $all
+            zpty -d z
+            """
+        for (shell, file, check) in [
+            ("fish", directory + "/urun.fish", "source \(directory)/urun.fish && complete -C 'urun run --network ' && complete -C 'urun image pr'"),
+            ("zsh", directory + "/_urun", zshDriver),
         ] {
             guard access("/usr/bin/\(shell)", X_OK) == 0 else {
                 print("CLIDocsTests: \(shell) is not installed; its completion script is generated but not loaded")
@@ -85,10 +100,13 @@ import Testing
             chmod(file, 0o644)
             let syntax = h.runAsUser([shell, "-n", file])
             #expect(syntax.status == 0, "\(shell): \(syntax)")
-            let loaded = h.runAsUser([shell, "-c", check], environment: ["PATH": bin + ":/usr/bin:/bin", "URUN_ROOT": root])
-            let words = loaded.lines.map { String($0.split(separator: "\t").first ?? "") }
-            #expect(loaded.status == 0 && words == (shell == "fish" ? ["host", "none", "pasta", "private", "slirp4netns", "prune"] : ["loaded"]),
-                    "\(shell): \(loaded)")
+            let completed = h.runAsUser(shell == "zsh" ? [shell, "-f", "-c", check] : [shell, "-c", check], environment: ["PATH": bin + ":/usr/bin:/bin", "URUN_ROOT": root])
+            if shell == "fish" {
+                let words = completed.lines.map { String($0.split(separator: "\t").first ?? "") }
+                #expect(words == ["host", "none", "pasta", "private", "slirp4netns", "prune"], "fish: \(completed)")
+            } else {
+                #expect(completed.stdout.contains(/host\s+none\s+pasta\s+private\s+slirp4netns/), "zsh: \(completed)")
+            }
         }
         #expect(h.urun(["completion", "tcsh"]).status == 125)
     }
