@@ -32,7 +32,7 @@ let package = Package(
         .target(name: "UrunProcess", dependencies: ["UrunKernel"]),
         .target(name: "UrunCgroups", dependencies: ["UrunKernel"]),
         .target(name: "UrunSecurity", dependencies: ["UrunKernel", "CUrunSecurity", "CUrunSyscalls"]),
-        .target(name: "UrunNetwork", dependencies: ["UrunKernel", "CUrunSyscalls"]),
+        .target(name: "UrunNetwork", dependencies: ["UrunKernel", "UrunProcess", "CUrunSyscalls"]),
         .target(name: "UrunCLI"),
         .target(
             name: "UrunContainer",

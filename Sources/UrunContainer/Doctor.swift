@@ -101,7 +101,7 @@ public enum Doctor {
         }
         if apparmor == "1" && getuid() != 0 {
             return Check(name, .fail, summary + " (AppArmor refuses user namespaces to unconfined programs)",
-                         fix: "give urun an AppArmor profile that allows them: printf 'abi <abi/4.0>,\\ninclude <tunables/global>\\nprofile urun \(executablePath()) flags=(unconfined) {\\n  userns,\\n}\\n' | sudo tee /etc/apparmor.d/urun && sudo apparmor_parser -r /etc/apparmor.d/urun")
+                         fix: "give urun an AppArmor profile that allows them: printf 'abi <abi/4.0>,\\ninclude <tunables/global>\\nprofile urun \(executablePath() ?? "/usr/local/bin/urun") flags=(unconfined) {\\n  userns,\\n}\\n' | sudo tee /etc/apparmor.d/urun && sudo apparmor_parser -r /etc/apparmor.d/urun")
         }
         return Check(name, .ok, summary.isEmpty ? "no sysctl restricts them" : summary)
     }
@@ -175,7 +175,7 @@ public enum Doctor {
         let name = "subordinate ids"
         if getuid() == 0 { return Check(name, .ok, "root maps any id") }
         guard let ids = SubordinateIDs.ofCaller() else {
-            let user = userName() ?? String(getuid())
+            let user = SubordinateIDs.callerName() ?? String(getuid())
             return Check(name, .warn, "none for \(user) in /etc/subuid and /etc/subgid: containers map only your own id (files of other owners in images become yours)",
                          fix: "sudo usermod --add-subuids 100000-165535 --add-subgids 100000-165535 \(user)")
         }
@@ -241,7 +241,7 @@ public enum Doctor {
     static func systemdUserManager() -> Check {
         let name = "systemd user manager"
         let uid = getuid()
-        let user = userName() ?? String(uid)
+        let user = SubordinateIDs.callerName() ?? String(uid)
         let lingering = access("/var/lib/systemd/linger/\(user)", F_OK) == 0
         if access("/run/user/\(uid)/systemd/private", F_OK) == 0 {
             return Check(name, .ok, "running" + (lingering ? ", lingering (containers outlive your sessions)" : ", no lingering (containers end with your last session)"))
@@ -259,9 +259,9 @@ public enum Doctor {
         case .success(let kind):
             return Check(name, .ok, "\(kind.rawValue) at \(kind.executable ?? "?"), /dev/net/tun usable")
         case .failure(let error):
-            let text = "\(error)"
-            let fix = text.contains("not installed") ? "sudo apt-get install passt" : "sudo chmod 0666 /dev/net/tun (stock Debian and Ubuntu have it so)"
-            return Check(name, .warn, text + ": containers get loopback only", fix: fix)
+            let installed = NetworkHelper.Kind.allCases.contains { $0.executable != nil }
+            let fix = installed ? "sudo chmod 0666 /dev/net/tun (stock Debian and Ubuntu have it so)" : "sudo apt-get install passt"
+            return Check(name, .warn, "\(error): containers get loopback only", fix: fix)
         }
     }
 
@@ -313,11 +313,4 @@ public enum Doctor {
         return names[magic] ?? "file system 0x" + String(magic, radix: 16)
     }
 
-    private static func userName() -> String? { SubordinateIDs.callerName() }
-
-    private static func executablePath() -> String {
-        var buffer = [CChar](repeating: 0, count: 4096)
-        let n = readlink("/proc/self/exe", &buffer, buffer.count - 1)
-        return n > 0 ? String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self) : "/usr/local/bin/urun"
-    }
 }

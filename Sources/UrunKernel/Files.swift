@@ -71,6 +71,14 @@ public func makeDirectories(_ path: String, mode: mode_t = 0o700, step: Step = .
     if mkdir(path, mode) != 0 && errno != EEXIST { throw .kernel(step, path: path, .current) }
 }
 
+/// This program's own path (/proc/self/exe), for running urun again.
+public func executablePath() -> String? {
+    var buffer = [CChar](repeating: 0, count: Int(PATH_MAX))
+    let n = readlink("/proc/self/exe", &buffer, buffer.count - 1)
+    guard n > 0 else { return nil }
+    return String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+}
+
 /// A new private directory `directory/prefixXXXXXX` (mkdtemp(3)).
 public func makeTemporaryDirectory(in directory: String, prefix: String) throws(UrunError) -> String {
     var template = Array((directory + "/" + prefix + "XXXXXX").utf8CString)

@@ -1,6 +1,7 @@
 import CUrunSyscalls
 import Glibc
 import UrunKernel
+import UrunProcess
 
 /// The user-mode network of a container: a helper joined to the container's
 /// user and network namespaces that gives it an interface, outbound TCP, UDP
@@ -26,10 +27,7 @@ public final class NetworkHelper: @unchecked Sendable {
         public var dnsAddress: String { self == .pasta ? "169.254.1.1" : "10.0.2.3" }
 
         /// The executable, from PATH as podman finds it, or nil.
-        public var executable: String? {
-            let path = getenv("PATH").map { String(cString: $0) } ?? "/usr/local/bin:/usr/bin:/bin"
-            return path.split(separator: ":").lazy.map { $0 + "/" + self.rawValue }.first { access($0, X_OK) == 0 }
-        }
+        public var executable: String? { try? lookupCommand(rawValue, path: environment("PATH") ?? defaultPath) }
     }
 
     /// The interface the helper makes in the container.
@@ -50,12 +48,7 @@ public final class NetworkHelper: @unchecked Sendable {
 
     /// The first of `kinds` that can run here, or why none can.
     public static func choose(from kinds: [Kind]) -> Result<Kind, UrunError> {
-        var installed: Kind?
-        for kind in kinds where kind.executable != nil {
-            installed = kind
-            break
-        }
-        guard let kind = installed else {
+        guard let kind = kinds.first(where: { $0.executable != nil }) else {
             let packages = kinds.map(\.package).joined(separator: " or ")
             return .failure(.invalid("\(kinds.map(\.rawValue).joined(separator: " and ")) \(kinds.count > 1 ? "are" : "is") not installed (Debian and Ubuntu: apt-get install \(packages))"))
         }

@@ -11,9 +11,8 @@ struct SlirpAPI {
     var socket: String { directory + "/api.sock" }
 
     static func makeSocketDirectory() throws(UrunError) -> SlirpAPI {
-        var base = "/tmp"
-        if let runtime = getenv("XDG_RUNTIME_DIR"), access(runtime, W_OK) == 0 { base = String(cString: runtime) }
-        return SlirpAPI(directory: try makeTemporaryDirectory(in: base, prefix: "urun-slirp-"))
+        let runtime = environment("XDG_RUNTIME_DIR").flatMap { access($0, W_OK) == 0 ? $0 : nil }
+        return SlirpAPI(directory: try makeTemporaryDirectory(in: runtime ?? "/tmp", prefix: "urun-slirp-"))
     }
 
     func remove() {

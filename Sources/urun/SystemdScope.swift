@@ -12,12 +12,9 @@ enum SystemdScope {
 
     static func reexecIfReachable() throws {
         guard environment(marker) == nil, isReachable(runtimeDirectory: environment("XDG_RUNTIME_DIR")),
-            let systemdRun = try? lookupCommand("systemd-run", path: environment("PATH") ?? defaultPath)
+            let systemdRun = try? lookupCommand("systemd-run", path: environment("PATH") ?? defaultPath),
+            let urun = executablePath()
         else { return }
-        var buffer = [CChar](repeating: 0, count: Int(PATH_MAX))
-        let n = readlink("/proc/self/exe", &buffer, buffer.count - 1)
-        guard n > 0 else { return }
-        let urun = String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
         setenv(marker, "1", 1)
         let arguments =
             [systemdRun, "--user", "--scope", "--quiet", "--collect", "-p", "Delegate=yes", "--", urun]

@@ -118,19 +118,24 @@ func pruneImages(_ globals: Globals, all: Bool, containers: Containers, deleted:
     print("Total reclaimed space: \(humanSize(result.freed))")
 }
 
+/// `image prune` and `system prune` take the same flags and warn alike about images.
+let pruneOptions = [
+    OptionSpec("all", short: "a", help: "Remove every image no container uses, not only nameless ones"),
+    OptionSpec("force", short: "f", help: "Do not ask for confirmation"),
+]
+
+func pruneWarning(all: Bool) -> String {
+    all ? "  - all images without at least one container associated to them" : "  - all dangling (nameless) images"
+}
+
 enum ImagePruneCommand: Command {
     static let spec = CommandSpec(
         name: "image prune", abstract: "Remove unused images (nameless ones; -a: every one no container uses)",
-        options: [
-            OptionSpec("all", short: "a", help: "Remove every image no container uses, not only nameless ones"),
-            OptionSpec("force", short: "f", help: "Do not ask for confirmation"),
-        ])
+        options: pruneOptions)
 
     static func run(_ arguments: ParsedArguments, _ globals: Globals) throws -> Int32 {
         let all = arguments.flag("all")
-        guard confirmed(arguments, all ? "  - all images without at least one container associated to them" : "  - all dangling (nameless) images") else {
-            return 0
-        }
+        guard confirmed(arguments, pruneWarning(all: all)) else { return 0 }
         try pruneImages(globals, all: all, containers: try containers(globals), deleted: "Deleted")
         return 0
     }
@@ -139,15 +144,11 @@ enum ImagePruneCommand: Command {
 enum SystemPruneCommand: Command {
     static let spec = CommandSpec(
         name: "system prune", abstract: "Remove stopped containers, unused images and leftovers",
-        options: [
-            OptionSpec("all", short: "a", help: "Remove every image no container uses, not only nameless ones"),
-            OptionSpec("force", short: "f", help: "Do not ask for confirmation"),
-        ])
+        options: pruneOptions)
 
     static func run(_ arguments: ParsedArguments, _ globals: Globals) throws -> Int32 {
         let all = arguments.flag("all")
-        let warning = "  - all stopped containers\n" + (all ? "  - all images without at least one container associated to them" : "  - all dangling (nameless) images")
-        guard confirmed(arguments, warning) else { return 0 }
+        guard confirmed(arguments, "  - all stopped containers\n" + pruneWarning(all: all)) else { return 0 }
         let containers = try containers(globals)
         containers.collectGarbage()
         for record in containers.store.all() {
