@@ -51,8 +51,7 @@ import Testing
     /// option values, subverbs and the names of existing containers.
     @Test func bashCompletionLoadsAndCompletes() throws {
         let root = h.freshRoot()
-        let bin = root + "-bin"
-        #expect(Harness.sh("mkdir -p '\(bin)' && ln -sf '\(h.binary)' '\(bin)/urun' && chmod 755 '\(bin)'").status == 0)
+        let bin = h.pathDirectory(linking: [h.binary])
         #expect(h.urun(["create", "--name", "completion-target", "--network", "none", h.image(), "true"], root: root).status == 0)
         let script = """
             source <(urun completion bash) || exit 1

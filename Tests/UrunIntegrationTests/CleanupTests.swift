@@ -55,14 +55,20 @@ import UrunTestSupport
         #expect(leftovers(root).isEmpty, "\(leftovers(root))")
     }
 
-    @Test func interruptedUnpackLeavesNoHalfEntry() throws {
-        let root = h.freshRoot()
-        // A large archive, so that the kill lands mid-unpack.
+    /// The busybox image plus a 300 MB file read from `device`: large enough
+    /// that a signal lands mid-unpack.
+    func bigArchive(in root: String, adding name: String, from device: String) -> String {
         let big = root + "/big.tar"
         h.runAsUser([
             "sh", "-c",
-            "mkdir \(root)/big && tar -C \(root)/big -xf \(h.image()) && head -c 300000000 /dev/zero > \(root)/big/zeros && tar -C \(root)/big -cf \(big) .",
+            "mkdir \(root)/big && tar -C \(root)/big -xf \(h.image()) && head -c 300000000 \(device) > \(root)/big/\(name) && tar -C \(root)/big -cf \(big) .",
         ])
+        return big
+    }
+
+    @Test func interruptedUnpackLeavesNoHalfEntry() throws {
+        let root = h.freshRoot()
+        let big = bigArchive(in: root, adding: "zeros", from: "/dev/zero")
         let urun = h.start([h.binary, big, "true"], environment: ["URUN_ROOT": root])
         #expect(waitFor { Harness.sh("ls \(root)/cache/tmp 2>/dev/null | grep -q .").status == 0 })
         kill(urun.processIdentifier, SIGKILL)
@@ -76,11 +82,7 @@ import UrunTestSupport
 
     @Test func controlCDuringAnUnpackRemovesItsTemporaryTree() throws {
         let root = h.freshRoot()
-        let big = root + "/big.tar"
-        h.runAsUser([
-            "sh", "-c",
-            "mkdir \(root)/big && tar -C \(root)/big -xf \(h.image()) && head -c 300000000 /dev/urandom > \(root)/big/noise && tar -C \(root)/big -cf \(big) .",
-        ])
+        let big = bigArchive(in: root, adding: "noise", from: "/dev/urandom")
         let urun = h.start([h.binary, big, "true"], environment: ["URUN_ROOT": root])
         #expect(waitFor { Harness.sh("ls \(root)/cache/tmp 2>/dev/null | grep -q .").status == 0 })
         kill(urun.processIdentifier, SIGINT)

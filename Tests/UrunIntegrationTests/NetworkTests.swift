@@ -146,8 +146,7 @@ let pastaAvailable: ConditionTrait = .enabled(
     /// Without pasta on PATH the default network comes from slirp4netns.
     @Test func theDefaultFallsBackToSlirp4netns() throws {
         try #require(access("/usr/bin/slirp4netns", X_OK) == 0, "slirp4netns is not installed (apt-get install slirp4netns)")
-        let bin = h.freshRoot() + "-bin"
-        #expect(Harness.sh("mkdir -p \(bin) && ln -sf /usr/bin/slirp4netns \(bin)/ && chmod 755 \(bin)").status == 0)
+        let bin = h.pathDirectory(linking: ["/usr/bin/slirp4netns"])
         let r = h.urun([h.image(), "sh", "-c", "ip -o -4 addr show eth0 | awk '{print $4}'"], environment: ["PATH": bin])
         #expect(r.status == 0 && r.lines == ["10.0.2.100/24"], "\(r)")
         let neither = h.urun([h.image(), "ls", "/sys/class/net"], environment: ["PATH": "/nonexistent"])

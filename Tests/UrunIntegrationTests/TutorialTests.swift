@@ -127,11 +127,8 @@ struct TutorialStep: CustomStringConvertible {
         // A directory like a reader's: urun on PATH, busybox.tar in the current directory.
         let root = h.freshRoot()
         let home = root + "-home"
-        let bin = root + "-bin"
-        let setup = Harness.sh("""
-            mkdir -p '\(home)' '\(bin)' && ln -sf '\(h.binary)' '\(bin)/urun' && cp '\(h.image())' '\(home)/busybox.tar' \
-            && chown -R \(h.uid) '\(home)' && chmod 755 '\(bin)'
-            """)
+        let bin = h.pathDirectory(linking: [h.binary])
+        let setup = Harness.sh("mkdir -p '\(home)' && cp '\(h.image())' '\(home)/busybox.tar' && chown -R \(h.uid) '\(home)'")
         #expect(setup.status == 0, "\(setup)")
         defer {
             _ = h.runAsUser(["sh", "-c", "urun rm -f $(urun ps -aq) >/dev/null 2>&1; true"],

@@ -117,6 +117,16 @@ final class Harness: Sendable {
         return path
     }
 
+    /// A new directory for PATH holding links to `executables` (urun itself,
+    /// a network helper), named as they are: a PATH a test controls.
+    func pathDirectory(linking executables: [String]) -> String {
+        let bin = freshRoot() + "-bin"
+        let links = executables.map { "ln -sf '\($0)' '\(bin)/'" }.joined(separator: " && ")
+        let made = Harness.sh("mkdir -p '\(bin)' && \(links) && chmod 755 '\(bin)'")
+        #expect(made.status == 0, "\(made)")
+        return bin
+    }
+
     /// The URUN_ROOT most tests share, so that the images are unpacked once.
     var sharedRoot: String { workspace + "/roots/shared" }
 
