@@ -131,7 +131,7 @@ let delegatedCgroupAvailable: ConditionTrait = .enabled(
         #expect(d.containerCgroups.isEmpty, "\(d.containerCgroups)")
     }
 
-    @Test(.enabled(if: DelegatedCgroup.shared?.has("memory") == true, "the memory controller is not delegated on this host (hybrid cgroups): see Docs/cgroups.md for the run on a pure cgroup v2 host"))
+    @Test(.enabled(if: DelegatedCgroup.shared?.has("memory") == true, "the memory controller is not delegated on this host (hybrid cgroups): PureCgroupV2Tests proves it in a pure cgroup v2 VM"))
     func memoryHogIsOOMKilledWith137() {
         let result = h.urun(["--memory", "32m", "--memory-swap", "32m", h.image(), "sh", "-c", "x=$(head -c 200000000 /dev/zero | tr '\\\\0' a); echo survived"], cgroup: d.path, timeout: 120)
         #expect(result.status == 137, "\(result)")
