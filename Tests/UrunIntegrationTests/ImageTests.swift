@@ -116,10 +116,11 @@ import UrunTestSupport
         #expect(h.urun(["start", "-a", "keeper"], root: root).stdout == "the new home\n")
         #expect(h.urun(["image", "prune", "-f"], root: root).stdout.contains("Total reclaimed space: 0B"))
         // A running container holds its image: rmi refuses until it ends.
-        let runner = h.start([h.binary, "run", "--init", image, "sleep", "30"], environment: ["URUN_ROOT": root])
+        let runner = h.start([h.binary, "run", "--init", image, "sleep", "3232"], environment: ["URUN_ROOT": root])
         defer { if runner.isRunning { kill(runner.processIdentifier, SIGKILL) } }
         #expect(h.urun(["rm", "keeper"], root: root).status == 0)
-        #expect(waitFor { Harness.sh("pgrep -u \(h.uid) -f 'sleep 30'").status == 0 })
+        // The image's user 1000 is a subordinate id on the host, not the test user.
+        #expect(waitFor { Harness.sh("pgrep -x -f 'sleep 3232'").status == 0 }, "the container runs")
         let busy = h.urun(["rmi", String(try #require(h.urun(["images", "-q"], root: root).lines.first))], root: root)
         #expect(busy.status == 1 && busy.stderr.contains("in use by a running container"), "\(busy)")
         kill(runner.processIdentifier, SIGTERM)

@@ -47,8 +47,12 @@ let pastaAvailable: ConditionTrait = .enabled(
         return Harness.sh("cat /proc/net/tcp /proc/net/tcp6 | awk '$4 == \"0A\"' | grep -q ':\(hex) '").status == 0
     }
 
-    /// pasta's helper processes are called pasta in argv[0] (the binary is passt.avx2 or passt).
-    var pastaRunning: Bool { Harness.sh("pgrep -u \(h.uid) -f '^/usr/bin/pasta '").status == 0 }
+    /// Whether a pasta forwarding `ports` (its `-t`/`-u` argument) runs. Only
+    /// this test's pasta: other suites' containers run theirs at the same time.
+    /// (pasta's processes are called pasta in argv[0]; the binary is passt.avx2 or passt.)
+    func pastaRunning(forwarding ports: String) -> Bool {
+        Harness.sh("pgrep -u \(h.uid) -f '^/usr/bin/pasta .*-ports \(ports) '").status == 0
+    }
 
     @Test func aServerOnTheHostsLoopbackIsReachableFromTheContainer() throws {
         let server = h.start(["/bin/busybox", "sh", "-c", "while :; do echo hello-from-host | busybox nc -l -p 17777; done"])
@@ -78,18 +82,25 @@ let pastaAvailable: ConditionTrait = .enabled(
         #expect(waitFor { hostSide("\(probe) send \(address) 18081 ping").stdout == "pong:ping\n" }, "UDP through -p")
         let inspect = h.urun(["inspect", "srv"], root: root).stdout
         #expect(inspect.contains("0.0.0.0:18080->8080/tcp") && inspect.contains("0.0.0.0:18081->8081/udp"), "\(inspect)")
-        #expect(pastaRunning)
+        #expect(pastaRunning(forwarding: "18080:8080"))
         #expect(h.urun(["rm", "-f", "srv"], root: root).status == 0)
-        #expect(waitFor { !pastaRunning }, "pasta is gone with its container")
+        #expect(waitFor { !pastaRunning(forwarding: "18080:8080") }, "pasta is gone with its container")
     }
 
     @Test func theHelperDiesWithAKilledUrun() throws {
-        let urun = h.start([h.binary, h.image(), "sleep", "30"], environment: ["URUN_ROOT": h.sharedRoot])
-        #expect(waitFor { pastaRunning })
+        // setpriv and env exec urun: the process started is urun, pasta's parent.
+        let urun = h.start([h.binary, h.image(), "sleep", "3131"], environment: ["URUN_ROOT": h.sharedRoot])
+        var pasta: pid_t?
+        #expect(waitFor {
+            pasta = pid_t(Harness.sh("pgrep -P \(urun.processIdentifier) -f '^/usr/bin/pasta '").stdout.trimmingCharacters(in: .whitespacesAndNewlines))
+            return pasta != nil
+        })
         kill(urun.processIdentifier, SIGKILL)
         urun.waitUntilExit()
-        #expect(waitFor { !pastaRunning }, "PR_SET_PDEATHSIG took pasta along")
-        #expect(waitFor { Harness.sh("pgrep -u \(h.uid) -x sleep").status != 0 })
+        if let pasta {
+            #expect(waitFor { kill(pasta, 0) != 0 }, "PR_SET_PDEATHSIG took pasta along")
+        }
+        #expect(waitFor { Harness.sh("pgrep -u \(h.uid) -x -f 'sleep 3131'").status != 0 }, "the container went with urun")
     }
 
     @Test func portsThatCannotBeBoundAreClearErrors() throws {
@@ -105,7 +116,7 @@ let pastaAvailable: ConditionTrait = .enabled(
         #expect(low.status == 125 && low.stderr.contains("ip_unprivileged_port_start"), "\(low)")
         let none = h.urun(["--network", "none", "-p", "8080:80", h.image(), "true"])
         #expect(none.status == 125, "\(none)")
-        #expect(waitFor { !pastaRunning }, "no helper left behind")
+        #expect(waitFor { !pastaRunning(forwarding: "18090:80") && !pastaRunning(forwarding: "80:80") }, "no helper left behind")
     }
 
     /// slirp4netns, podman's older helper: its own 10.0.2.0/24 network, DNS
@@ -133,15 +144,16 @@ let pastaAvailable: ConditionTrait = .enabled(
         #expect(run.status == 0, "\(run)")
         #expect(waitFor { hostSide("busybox nc 127.0.0.1 18180 </dev/null").stdout == "hi-slirp\n" }, "TCP through -p")
         #expect(waitFor { hostSide("\(probe) send 127.0.0.1 18181 ping").stdout == "pong:ping\n" }, "UDP through -p")
-        #expect(slirpRunning)
+        let pid = h.urun(["inspect", "-f", "{{.State.Pid}}", "slirp"], root: root).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        // This container's slirp4netns: the tutorials may run one at the same time.
+        let slirpRunning = { Harness.sh("pgrep -u \(h.uid) -f '^/usr/bin/slirp4netns .*/proc/\(pid)/ns/net'").status == 0 }
+        #expect(slirpRunning())
         let busy = h.urun(["--network", "slirp4netns", "-p", "18180:80", h.image(), "true"], root: root)
         #expect(busy.status == 125 && busy.stderr.contains("18180"), "\(busy)")
         #expect(h.urun(["rm", "-f", "slirp"], root: root).status == 0)
-        #expect(waitFor { !slirpRunning }, "slirp4netns is gone with its container")
+        #expect(waitFor { !slirpRunning() }, "slirp4netns is gone with its container")
         #expect(Harness.sh("ls -d /tmp/urun-slirp-* 2>/dev/null").stdout.isEmpty, "the API socket's directory is removed")
     }
-
-    var slirpRunning: Bool { Harness.sh("pgrep -u \(h.uid) -x slirp4netns").status == 0 }
 
     /// Without pasta on PATH the default network comes from slirp4netns.
     @Test func theDefaultFallsBackToSlirp4netns() throws {
