@@ -17,7 +17,7 @@ struct DelegatedCgroup: Sendable {
     private static func make() -> DelegatedCgroup? {
         guard getuid() == 0, Harness.shared.isAvailable, let user = Harness.shared.user else { return nil }
         let made = Harness.sh("'\(Harness.packageRoot)/Helpers/cgroup-delegate' create \(user.name)")
-        let path = made.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let path = made.text
         guard made.status == 0, !path.isEmpty else { return nil }
         delegatedToRemove.append(path)
         if delegatedToRemove.count == 1 {

@@ -149,7 +149,7 @@ import Testing
             #expect(result.lines[pair] == result.lines[pair + 1], "namespace \(namespaces[pair / 2])")
         }
         // And none of the host's.
-        let host = Harness.sh("readlink /proc/self/ns/pid").stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let host = Harness.sh("readlink /proc/self/ns/pid").text
         #expect(!result.stdout.contains(host))
         #expect(u(r, ["rm", "-f", "ns"]).status == 0)
         #expect(nothingLeft(r))
@@ -185,11 +185,11 @@ import Testing
         #expect(stats.lines.first?.hasPrefix("CONTAINER ID") == true, "\(stats)")
         let row = stats.lines.dropFirst().first ?? ""
         #expect(row.contains("busy"), "\(stats)")
-        let inspect = u(r, ["inspect", "-f", "{{.Cgroup}}", "busy"]).stdout
-        #expect(inspect.hasPrefix(d.path + "/urun-"), "\(inspect)")
+        let cgroup = u(r, ["inspect", "-f", "{{.Cgroup}}", "busy"]).text
+        #expect(cgroup.hasPrefix(d.path + "/urun-"), "\(cgroup)")
         #expect(u(r, ["rm", "-f", "busy"], cgroup: d.path).status == 0)
         // Only its own: the pause test's container shares the delegated subtree.
-        #expect(!inspect.isEmpty && access(inspect.trimmingCharacters(in: .whitespacesAndNewlines), F_OK) != 0, "\(inspect) is removed")
+        #expect(!cgroup.isEmpty && access(cgroup, F_OK) != 0, "\(cgroup) is removed")
     }
 
     @Test func killingTheMonitorLeavesAStoppedContainerThatRmCleans() throws {
@@ -197,8 +197,8 @@ import Testing
         let run = u(r, ["run", "-d", "--name", "orphan", h.image(), "sleep", "3333"])
         #expect(run.status == 0, "\(run)")
         // This container's monitor by its id: other tests' monitors run at the same time.
-        let id = run.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
-        let monitor = Harness.sh("pgrep -u \(h.uid) -f ' monitor .*\(id)'").stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let id = run.text
+        let monitor = Harness.sh("pgrep -u \(h.uid) -f ' monitor .*\(id)'").text
         let monitorPID = try #require(pid_t(monitor), "one monitor for \(id): \(monitor)")
         kill(monitorPID, SIGKILL)
         #expect(waitFor { Harness.sh("pgrep -u \(h.uid) -x -f 'sleep 3333'").status != 0 }, "the container dies with its monitor")
@@ -278,7 +278,7 @@ import Testing
         let run = u(r, ["run", "-d", "--name", "frozen", h.image(), "sh", "-c", "while :; do date +%s%N >> /tick; sleep 0.01; done"], cgroup: d.path)
         #expect(run.status == 0)
         // Its own cgroup: other tests' containers share the delegated subtree.
-        let name = "urun-" + run.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let name = "urun-" + run.text
         #expect(waitFor { u(r, ["exec", "frozen", "wc", "-l", "/tick"], cgroup: d.path).status == 0 })
         #expect(u(r, ["pause", "frozen"], cgroup: d.path).stdout == "frozen\n")
         #expect(u(r, ["ps", "--format", "{{.Status}}"]).stdout.contains("(Paused)"))

@@ -77,8 +77,7 @@ let pastaAvailable: ConditionTrait = .enabled(
         #expect(waitFor { hostSide("busybox nc 127.0.0.1 18080 </dev/null").stdout == "hi-tcp\n" }, "TCP through -p")
         // Debian 12's pasta (2023-03) answers forwarded UDP sent to the host's
         // own address, not to 127.0.0.1 (Docs/networking.md).
-        let address = Harness.sh("ip -4 -o addr show scope global | awk '{ sub(\"/.*\", \"\", $4); print $4; exit }'").stdout
-            .trimmingCharacters(in: .whitespacesAndNewlines)
+        let address = Harness.sh("ip -4 -o addr show scope global | awk '{ sub(\"/.*\", \"\", $4); print $4; exit }'").text
         #expect(waitFor { hostSide("\(probe) send \(address) 18081 ping").stdout == "pong:ping\n" }, "UDP through -p")
         let inspect = h.urun(["inspect", "srv"], root: root).stdout
         #expect(inspect.contains("0.0.0.0:18080->8080/tcp") && inspect.contains("0.0.0.0:18081->8081/udp"), "\(inspect)")
@@ -92,7 +91,7 @@ let pastaAvailable: ConditionTrait = .enabled(
         let urun = h.start([h.binary, h.image(), "sleep", "3131"], environment: ["URUN_ROOT": h.sharedRoot])
         var pasta: pid_t?
         #expect(waitFor {
-            pasta = pid_t(Harness.sh("pgrep -P \(urun.processIdentifier) -f '^/usr/bin/pasta '").stdout.trimmingCharacters(in: .whitespacesAndNewlines))
+            pasta = pid_t(Harness.sh("pgrep -P \(urun.processIdentifier) -f '^/usr/bin/pasta '").text)
             return pasta != nil
         })
         kill(urun.processIdentifier, SIGKILL)
@@ -144,7 +143,7 @@ let pastaAvailable: ConditionTrait = .enabled(
         #expect(run.status == 0, "\(run)")
         #expect(waitFor { hostSide("busybox nc 127.0.0.1 18180 </dev/null").stdout == "hi-slirp\n" }, "TCP through -p")
         #expect(waitFor { hostSide("\(probe) send 127.0.0.1 18181 ping").stdout == "pong:ping\n" }, "UDP through -p")
-        let pid = h.urun(["inspect", "-f", "{{.State.Pid}}", "slirp"], root: root).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let pid = h.urun(["inspect", "-f", "{{.State.Pid}}", "slirp"], root: root).text
         // This container's slirp4netns: the tutorials may run one at the same time.
         let slirpRunning = { Harness.sh("pgrep -u \(h.uid) -f '^/usr/bin/slirp4netns .*/proc/\(pid)/ns/net'").status == 0 }
         #expect(slirpRunning())

@@ -80,7 +80,7 @@ struct SecurityTests {
 
     @Test func privilegedLiftsTheFilterAndMasksButStaysRootless() throws {
         let r = probe(["--privileged"])
-        let last = try #require(Int(Harness.sh("cat /proc/sys/kernel/cap_last_cap").stdout.trimmingCharacters(in: .whitespacesAndNewlines)))
+        let last = try #require(Int(Harness.sh("cat /proc/sys/kernel/cap_last_cap").text))
         #expect(r["caps"] == String(format: "%016llx", (UInt64(1) << UInt64(last + 1)) - 1), "every capability")
         #expect(r["seccomp"] == "0")
         for check in ["mount", "unshare_user", "unshare_mount", "clone_newns", "sethostname", "keyctl", "write_proc_sys_net"] {

@@ -10,6 +10,8 @@ struct Outcome: CustomStringConvertible {
 
     var description: String { "exit \(status)\n--- stdout\n\(stdout)--- stderr\n\(stderr)" }
     var lines: [String] { stdout.split(separator: "\n").map(String.init) }
+    /// The one value a command printed, without its newline.
+    var text: String { stdout.trimmingCharacters(in: .whitespacesAndNewlines) }
 }
 
 /// Runs the built urun as an unprivileged user, as a user of urun would.
@@ -91,7 +93,7 @@ final class Harness: Sendable {
     /// /etc/subgid grant one and newuidmap is installed: urun then maps it.
     var subordinateRange: (start: UInt32, count: UInt32)? {
         guard access("/usr/bin/newuidmap", X_OK) == 0, access("/usr/bin/newgidmap", X_OK) == 0 else { return nil }
-        let name = user?.name ?? Harness.sh("id -un").stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let name = user?.name ?? Harness.sh("id -un").text
         let uid = self.uid
         func first(_ file: String) -> (UInt32, UInt32)? {
             let text = (try? String(contentsOfFile: file, encoding: .utf8)) ?? ""
@@ -274,9 +276,9 @@ struct TestUser: Sendable {
         for file in ["/etc/subuid", "/etc/subgid"] {
             Harness.sh("grep -q '^\(name):' \(file) 2>/dev/null || echo '\(name):400000:65536' >> \(file)")
         }
-        let uid = Harness.sh("id -u \(name)").stdout.trimmingCharacters(in: .whitespacesAndNewlines)
-        let gid = Harness.sh("id -g \(name)").stdout.trimmingCharacters(in: .whitespacesAndNewlines)
-        let home = Harness.sh("getent passwd \(name) | cut -d: -f6").stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let uid = Harness.sh("id -u \(name)").text
+        let gid = Harness.sh("id -g \(name)").text
+        let home = Harness.sh("getent passwd \(name) | cut -d: -f6").text
         guard let u = UInt32(uid), let g = UInt32(gid), !home.isEmpty else { return nil }
         return TestUser(name: name, uid: u, gid: g, home: home)
     }
