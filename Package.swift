@@ -53,7 +53,7 @@ let package = Package(
         .target(name: "UrunTestSupport", dependencies: ["CUrunSHA256"], path: "Tests/UrunTestSupport"),
         .testTarget(name: "UrunImageTests", dependencies: ["UrunImage", "UrunTestSupport", "CUrunSyscalls"]),
         .testTarget(name: "UrunProcessTests", dependencies: ["UrunProcess"]),
-        .testTarget(name: "UrunCgroupsTests", dependencies: ["UrunCgroups"]),
+        .testTarget(name: "UrunCgroupsTests", dependencies: ["UrunCgroups", "UrunTestSupport"]),
         .testTarget(name: "UrunSecurityTests", dependencies: ["UrunSecurity", "CUrunSecurity", "CUrunSyscalls"]),
         .testTarget(name: "UrunContainerTests", dependencies: ["UrunContainer"]),
         .testTarget(name: "UrunCLITests", dependencies: ["UrunCLI"]),

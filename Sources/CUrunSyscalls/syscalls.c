@@ -201,6 +201,11 @@ int urun_set_child_subreaper(void) { return prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 
 
 int urun_set_controlling_tty(int fd) { return ioctl(fd, TIOCSCTTY, 0); }
 
+int urun_pending_input(int fd) {
+    int n = 0;
+    return ioctl(fd, FIONREAD, &n) == 0 ? n : -1;
+}
+
 int urun_get_winsize(int fd, unsigned short *rows, unsigned short *cols) {
     struct winsize ws;
     if (ioctl(fd, TIOCGWINSZ, &ws) < 0)

@@ -16,6 +16,10 @@ public struct ParsedArguments: Sendable {
     public let command: String
     private var values: [String: [String]] = [:]
     public private(set) var positionals: [String] = []
+    /// An option that takes its value only as `--option=VALUE` and the argument
+    /// right after it (`--explain xml`): if that argument turns out to be no
+    /// image, the user probably meant it as the value.
+    public private(set) var argumentAfterBareOption: (option: String, argument: String)?
 
     init(command: String) {
         self.command = command
@@ -30,6 +34,9 @@ public struct ParsedArguments: Sendable {
     mutating func add(_ long: String, _ value: String) { values[long, default: []].append(value) }
     mutating func set(_ long: String, _ value: String) { values[long] = [value] }
     mutating func addPositional(_ value: String) { positionals.append(value) }
+    mutating func noteArgumentAfterBareOption(_ option: String, _ argument: String) {
+        argumentAfterBareOption = (option, argument)
+    }
 
     /// Parses a number option, or nil when it was not given.
     public func int(_ long: String) throws(UsageError) -> Int? {
@@ -63,9 +70,15 @@ public func parse(_ arguments: [String], as spec: CommandSpec) throws(UsageError
         if option.repeatable { result.add(option.long, value) } else { result.set(option.long, value) }
     }
 
+    var bareOption: String?  // the previous argument, when it was such an option without "="
     while index < arguments.count {
         let argument = arguments[index]
+        let previousBareOption = bareOption
+        bareOption = nil
         if optionsEnded || argument == "-" || !argument.hasPrefix("-") {
+            if let previousBareOption, result.positionals.isEmpty {
+                result.noteArgumentAfterBareOption(previousBareOption, argument)
+            }
             result.addPositional(argument)
             if spec.optionsEndAtFirstArgument { optionsEnded = true }
         } else if argument == "--" {
@@ -88,6 +101,7 @@ public func parse(_ arguments: [String], as spec: CommandSpec) throws(UsageError
                 default: throw fail("invalid value \"\(inline!)\" for flag --\(name): expected true or false")
                 }
             } else {
+                if inline == nil && option.implicitValue != nil { bareOption = option.long }
                 record(option, try takeValue(option, inline: inline, shown: "--\(name)"))
             }
         } else {

@@ -59,6 +59,10 @@ public struct ContainerCgroup: Sendable {
         removeStale(in: delegated, abandoned: abandoned)
 
         let cgroup = delegated.child(prefix + id)
+        // This container's own cgroup, left by a supervisor that was killed:
+        // the caller holds the container, so whatever is still in it is an
+        // orphan of an earlier run, and goes (remove() kills what is left).
+        if fileStatus(cgroup.path) != nil { try cgroup.remove() }
         try cgroup.create()
         do throws(UrunError) {
             for setting in limits.settings {

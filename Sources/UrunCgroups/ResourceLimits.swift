@@ -185,16 +185,21 @@ public struct ResourceLimits: Equatable, Sendable {
         return bytes
     }
 
-    /// "0-3,7" → [0, 1, 2, 3, 7]
+    /// "0-3,7" → [0, 1, 2, 3, 7]. Numbers stop at the kernel's own bound
+    /// (NR_CPUS and MAX_NUMNODES are at most 8192), checked before a range is
+    /// expanded: "0-9999999999999" is an error, not an array of that size.
     static func cpuList(_ text: String, flag: String) throws(UrunError) -> [Int] {
         var numbers: [Int] = []
         for part in text.split(separator: ",", omittingEmptySubsequences: false) {
             let bounds = part.split(separator: "-", omittingEmptySubsequences: false)
             guard (1...2).contains(bounds.count), let low = Int(bounds[0]), low >= 0,
                 let high = bounds.count == 2 ? Int(bounds[1]) : low, high >= low
-            else { throw .usage("\(flag) \(text): expected a list such as 0-3,7") }
+            else { throw .usage("\(flag) \(printable(text)): expected a list such as 0-3,7") }
+            guard high < maxCPUNumber else { throw .usage("\(flag) \(printable(text)): \(high) is beyond any machine's CPUs and memory nodes") }
             numbers += Array(low...high)
         }
         return numbers
     }
+
+    static let maxCPUNumber = 8192
 }

@@ -46,6 +46,7 @@ public struct AttachClient {
         if tty && sendInput { raw.enter() }
         defer { raw.restore() }
         if tty, let size = WindowSize.of(0) ?? WindowSize.of(1) { sendSize(size) }
+        if !raw.typeahead.isEmpty { _ = sendAll(socket, AttachFrame.encode(AttachFrame.stdin, raw.typeahead)) }
 
         var inputOpen = sendInput
         var code: Int32?
@@ -81,6 +82,7 @@ public struct AttachClient {
                 while urun_read_signal(signals, &signo, &code, &sender) == 1 {
                     if signo == SIGWINCH {
                         if tty, let size = WindowSize.of(0) ?? WindowSize.of(1) { sendSize(size) }
+        if !raw.typeahead.isEmpty { _ = sendAll(socket, AttachFrame.encode(AttachFrame.stdin, raw.typeahead)) }
                     } else if !tty {
                         forward(signo)
                     }

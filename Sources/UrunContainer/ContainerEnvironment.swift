@@ -18,12 +18,24 @@ public enum ContainerEnvironment {
     }
 
     /// `-e KEY=VALUE` as given; `-e KEY` takes KEY from urun's own environment
-    /// and is dropped when unset there.
-    public static func fromFlags(_ values: [String]) -> [String] {
-        values.compactMap { entry in
-            if entry.contains("=") { return entry }
-            return environment(entry).map { "\(entry)=\($0)" }
+    /// and is dropped when unset there. A name that is empty or holds
+    /// whitespace, "=" or a control character is refused, as docker does: no
+    /// program could read it back.
+    public static func fromFlags(_ values: [String], flag: String = "-e") throws(UrunError) -> [String] {
+        var result: [String] = []
+        for entry in values {
+            let (key, _) = split(entry)
+            guard !key.isEmpty else { throw .usage("\(flag) \(printable(entry)): a variable needs a name before '='") }
+            guard !key.unicodeScalars.contains(where: { $0.properties.isWhitespace }), !hasControlCharacters(key) else {
+                throw .usage("\(flag) \(printable(entry)): the variable name '\(printable(key))' holds whitespace or a control character")
+            }
+            if entry.contains("=") {
+                result.append(entry)
+            } else if let value = environment(entry) {
+                result.append("\(entry)=\(value)")
+            }
         }
+        return result
     }
 
     /// --env-file: KEY=VALUE lines; `#` comments and blank lines skipped; a
@@ -33,11 +45,11 @@ public enum ContainerEnvironment {
         for (number, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
             let line = String(raw).trimmingWhitespace()
             if line.isEmpty || line.hasPrefix("#") { continue }
-            let key = line.split(separator: "=", maxSplits: 1).first.map(String.init) ?? ""
-            guard !key.isEmpty, !key.contains(" ") else {
-                throw .invalid("--env-file \(path):\(number + 1): invalid line '\(line)'")
+            do throws(UrunError) {
+                result += try fromFlags([line], flag: "--env-file \(printable(path)):\(number + 1):")
+            } catch {
+                throw .invalid("\(error)")
             }
-            result += fromFlags([line])
         }
         return result
     }

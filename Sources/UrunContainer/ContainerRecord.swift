@@ -1,7 +1,9 @@
+import Glibc
 import UrunCgroups
 import UrunImage
 import UrunKernel
 import UrunNetwork
+import UrunProcess
 import UrunRootfs
 import UrunSecurity
 import UrunUserNS
@@ -121,8 +123,8 @@ extension ContainerSpec {
             return Volume(source: source, target: target, readOnly: v["readOnly"]?.bool ?? false)
         }
         tmpfs = (json["tmpfs"]?.array ?? []).compactMap { t in
-            guard let target = t["target"]?.string, let flags = t["flags"]?.int else { return nil }
-            return TmpfsMount(target: target, options: TmpfsOptions(flags: UInt(flags), data: t["data"]?.string ?? ""))
+            guard let target = t["target"]?.string, let flags = t["flags"]?.integer(UInt.self) else { return nil }
+            return TmpfsMount(target: target, options: TmpfsOptions(flags: flags, data: t["data"]?.string ?? ""))
         }
         limits = ResourceLimits(
             settings: (json["limits"]?.array ?? []).compactMap { l in
@@ -137,6 +139,8 @@ extension ContainerSpec {
 /// A container's life, as docker names its states.
 public enum ContainerStatus: String, Sendable {
     case created, running, paused, exited
+    /// `rm` has begun (removing.json): nothing starts it; `rm` finishes it.
+    case removing
 }
 
 /// What the supervisor of a container keeps in state.json (runtime directory).
@@ -154,6 +158,10 @@ public struct ContainerState: Sendable {
     public var cgroup: String?
     /// Published ports as they were bound ("0.0.0.0:8080->80/tcp").
     public var ports: [String] = []
+    /// The supervisor (a monitor) while it runs: recorded before the
+    /// container starts, so whatever else a full disk keeps from being
+    /// written, `rm -f` can always find what to kill.
+    public var monitor: ProcessIdentity?
 
     public init() {}
 
@@ -167,18 +175,25 @@ public struct ContainerState: Sendable {
         if let exitCode { object["exitCode"] = .int(exitCode) }
         if let cgroup { object["cgroup"] = .string(cgroup) }
         if !ports.isEmpty { object["ports"] = .array(ports.map(JSON.string)) }
+        if let monitor {
+            object["monitorPid"] = .int(monitor.pid)
+            object["monitorStartTime"] = .int(monitor.startTime)
+        }
         return object
     }
 
     public init(json: JSON) {
         status = json["status"]?.string.flatMap(ContainerStatus.init(rawValue:)) ?? .created
-        pid = Int32(json["pid"]?.int ?? 0)
+        pid = json["pid"]?.integer(Int32.self) ?? 0
         pidStartTime = json["pidStartTime"]?.uint64 ?? 0
         startedAt = json["startedAt"]?.string.flatMap(Timestamp.init(rfc3339:))
         finishedAt = json["finishedAt"]?.string.flatMap(Timestamp.init(rfc3339:))
-        exitCode = json["exitCode"]?.int.map(Int32.init)
+        exitCode = json["exitCode"]?.integer(Int32.self)
         oomKilled = json["oomKilled"]?.bool ?? false
         cgroup = json["cgroup"]?.string
         ports = json["ports"]?.strings ?? []
+        if let pid = json["monitorPid"]?.integer(pid_t.self), let start = json["monitorStartTime"]?.uint64 {
+            monitor = ProcessIdentity(pid: pid, startTime: start)
+        }
     }
 }

@@ -38,6 +38,7 @@ public struct Containers: Sendable {
             try store.save(record)
             try store.save(ContainerState(), for: record.id)
         } catch {
+            try? removeTree(store.runtime(record.id))
             directory.remove()
             throw error
         }
@@ -49,8 +50,11 @@ public struct Containers: Sendable {
     public enum Attachment: Sendable {
         /// Nobody: the container runs on its own (`run -d`, `start`).
         case none
-        /// A client connects before the command runs, so it sees all output (`run`, `start -a`).
-        case client
+        /// A client connects before the command runs, so it sees all output
+        /// (`run`, `start -a`). `stdin`: a descriptor of the client's that
+        /// becomes the container's own stdin (`-i` without a terminal), so the
+        /// container takes from it exactly what it reads, no more.
+        case client(stdin: CInt?)
     }
 
     /// `urun start`: a monitor of its own starts the container; returns once
@@ -59,6 +63,10 @@ public struct Containers: Sendable {
     public func start(_ record: ContainerRecord, attach: Attachment = .none) throws(UrunError) -> CInt? {
         let lock = try store.lockVerbs(record.id)
         defer { closeQuietly(lock) }
+        try requireExisting(record)
+        guard !store.isBeingRemoved(record.id) else {
+            throw .invalid("container \(record.name) is being removed; urun rm \(record.name) finishes it")
+        }
         let state = store.state(record.id)
         guard state.status != .running && state.status != .paused else { return nil }
 
@@ -83,15 +91,31 @@ public struct Containers: Sendable {
         guard monitor > 0 else { throw .kernel(.superviseContainer, path: nil, .current) }
 
         var client: CInt?
-        if case .client = attach {
+        if case .client(let stdin) = attach {
             guard readLine(report[0]) == "listening" else { throw failure(report[0], record) }
-            client = try connectAttach(record.id)
+            let socket = try connectAttach(record.id)
+            client = socket
+            // The first byte a starting client sends says whether it hands its stdin over.
+            let sent = stdin.map { urun_send_fd(socket, $0) } ?? (write(socket, [UInt8(0)], 1) == 1 ? 0 : -1)
+            if sent != 0 {
+                closeQuietly(socket)
+                throw .kernel(.superviseContainer, path: store.attachSocket(record.id), .current)
+            }
         }
         guard readLine(report[0]) == "started" else {
             if let client { closeQuietly(client) }
             throw failure(report[0], record)
         }
         return client
+    }
+
+    /// After taking the verb lock: the container may have been removed while
+    /// we waited for it (the lock file we made is then the only trace: gone too).
+    private func requireExisting(_ record: ContainerRecord) throws(UrunError) {
+        guard store.exists(record.id) else {
+            try? removeTree(store.runtime(record.id))
+            throw .invalid("No such container: \(record.name)")
+        }
     }
 
     /// What the monitor reported instead of what was expected: "error" and
@@ -149,12 +173,17 @@ public struct Containers: Sendable {
     }
 
     /// `urun stop`: the stop signal, then SIGKILL after `timeout` seconds;
-    /// returns once the monitor has recorded the exit.
+    /// returns once the monitor has recorded the exit, or fails saying what
+    /// still runs: it never reports a container stopped that is not.
     public func stop(_ record: ContainerRecord, timeout: Int?) throws(UrunError) {
         let lock = try store.lockVerbs(record.id)
         defer { closeQuietly(lock) }
         var state = store.state(record.id)
-        guard let pidfd = pidfd(record) else { return }
+        guard let pidfd = pidfd(record) else {
+            // Supervised, but PID 1 is not on record: only the sure way is left.
+            if store.isSupervised(record.id) { try killAll(record) }
+            return
+        }
         defer { closeQuietly(pidfd) }
         if state.status == .paused, let path = state.cgroup {
             try Cgroup(path: path).thaw()
@@ -165,10 +194,39 @@ public struct Containers: Sendable {
         _ = urun_pidfd_send_signal(pidfd, signal)
         var exited = pollfd(fd: pidfd, events: Int16(POLLIN), revents: 0)
         let seconds = timeout ?? record.spec.stopTimeout ?? 10
-        if poll(&exited, 1, CInt(max(0, seconds) * 1000)) == 0 {
+        if poll(&exited, 1, CInt(clamping: max(0, seconds) * 1000)) == 0 {
             try? kill(record, signal: SIGKILL)
         }
         waitForMonitor(record.id)
+        if store.isSupervised(record.id) { try killAll(record) }
+        // --rm: the monitor left the removal to this verb, which holds the lock.
+        if record.autoRemove {
+            try store.markRemoving(record.id)
+            try store.remove(record.id)
+        }
+    }
+
+    /// Ends every process of the container however its state reads: PID 1
+    /// (its PID namespace dies with it), its cgroup, and, if a supervisor still
+    /// holds the container then, the supervisor (PID 1 dies with it too:
+    /// PR_SET_PDEATHSIG). Fails if something still holds the container after that.
+    func killAll(_ record: ContainerRecord) throws(UrunError) {
+        let state = store.state(record.id)
+        if let path = state.cgroup { try? Cgroup(path: path).thaw() }
+        if state.pid > 0, let fd = ProcessIdentity(pid: state.pid, startTime: state.pidStartTime).open() {
+            _ = urun_pidfd_send_signal(fd, SIGKILL)
+            closeQuietly(fd)
+        }
+        if let path = state.cgroup { try? Cgroup(path: path).kill() }
+        waitForMonitor(record.id, seconds: 10)
+        if store.isSupervised(record.id), let fd = state.monitor?.open() {
+            _ = urun_pidfd_send_signal(fd, SIGKILL)
+            closeQuietly(fd)
+            waitForMonitor(record.id, seconds: 5)
+        }
+        guard !store.isSupervised(record.id) else {
+            throw .invalid("container \(record.name) could not be stopped: a process that urun did not record still holds it (pid \(state.monitor.map { String($0.pid) } ?? "unknown"))")
+        }
     }
 
     /// Waits until nobody supervises the container any more (its exit is recorded).
@@ -213,29 +271,36 @@ public struct Containers: Sendable {
 
     // MARK: removal
 
-    /// `urun rm`: refuses a running container unless `force`, which kills it first.
+    /// `urun rm`: refuses a running container unless `force`, which kills it
+    /// first. The container is marked as being removed before anything else
+    /// (ContainerStore.markRemoving), so a `start` waiting for the lock finds
+    /// it gone, and an `rm` killed half-way leaves it for the next `rm` to finish.
     public func remove(_ record: ContainerRecord, force: Bool) throws(UrunError) {
+        let lock = try store.lockVerbs(record.id)
+        defer { closeQuietly(lock) }
+        try requireExisting(record)
         let state = store.state(record.id)
         if state.status == .running || state.status == .paused {
             guard force else {
                 throw .invalid("cannot remove container \(record.name): it is \(state.status.rawValue); stop it first or use rm -f")
             }
-            if state.status == .paused, let path = state.cgroup { try? Cgroup(path: path).thaw() }
-            try? kill(record, signal: SIGKILL)
-            waitForMonitor(record.id)
         }
-        let lock = try store.lockVerbs(record.id)
-        defer { closeQuietly(lock) }
+        try store.markRemoving(record.id)
+        // Whatever may still run: a running container (-f), one an earlier
+        // rm -f marked but did not kill, an orphan its supervisor lost.
+        if store.isSupervised(record.id) || state.pid > 0 { try killAll(record) }
         // A cgroup that its monitor could not remove (still busy then) goes now.
-        if let path = store.state(record.id).cgroup { try? Cgroup(path: path).remove() }
+        if let path = state.cgroup { try? Cgroup(path: path).remove() }
         try store.remove(record.id)
     }
 
-    /// Kept containers started with --rm whose monitor died before removing them.
+    /// Kept containers started with --rm whose monitor died before removing
+    /// them. A container another urun holds the verb lock of is left to it.
     public func collectGarbage() {
         for record in store.all() where record.autoRemove && !store.isSupervised(record.id) {
-            let state = store.state(record.id)
-            if state.status == .exited { try? store.remove(record.id) }
+            guard store.state(record.id).status == .exited, let lock = try? store.lockVerbs(record.id, wait: false) else { continue }
+            defer { closeQuietly(lock) }
+            if store.exists(record.id), (try? store.markRemoving(record.id)) != nil { try? store.remove(record.id) }
         }
     }
 }

@@ -90,6 +90,7 @@ public struct Launcher {
         // With subordinate ids the caller is root inside and the child
         // switches to the user; with one id, the caller's id is the user's.
         let subordinate = joined == nil ? try IDMap.subordinateForCaller(spec.userNamespace) : nil
+        if let subordinate { try Self.checkMapped(user, in: subordinate) }
         let singleMapping = joined.map { $0.mappedUID != nil } ?? (subordinate == nil)
         let helper = try Self.networkHelper(for: spec)
         var files = EtcFiles.files(hostname: hostname, spec: spec, helper: helper)
@@ -194,12 +195,50 @@ public struct Launcher {
         } catch {
             if let master { closeQuietly(master) }
             child.reap()
+            if image.layerBase == nil, let map = idMap, let explained = Self.unmappedOwner(error, directory: image.layerPaths[0], map: map) {
+                throw explained
+            }
             throw error
         }
         started = true
         return StartedContainer(
             pid: child.pid, pidfd: child.pidfd, master: master, cgroup: cgroup, blockedSignals: blocked,
             startedAt: .now(), image: image, network: network)
+    }
+
+    /// A directory image whose files belong to ids the container's user
+    /// namespace does not map: overlayfs cannot give such a directory a copy
+    /// of its own to create a file in (EOVERFLOW, or EACCES for root's).
+    /// Says which directory, which ids, and what to do; nil for other errors.
+    static func unmappedOwner(_ error: UrunError, directory: String, map: IDMap) -> UrunError? {
+        guard case .kernel(let step, let path?, let errno) = error, errno.rawValue == EOVERFLOW || errno == .permissionDenied,
+            step.phase == .mounts, path.hasPrefix("/")
+        else { return nil }
+        var inside = parentDirectory(of: path)
+        while true {
+            if let st = fileStatus(directory + inside), !map.mapsHostUID(st.st_uid) || !map.mapsHostGID(st.st_gid) {
+                let which = [
+                    map.mapsHostUID(st.st_uid) ? nil : "uid \(st.st_uid)", map.mapsHostGID(st.st_gid) ? nil : "gid \(st.st_gid)",
+                ].compactMap { $0 }.joined(separator: " and ")
+                return .invalid(
+                    "image \(printable(directory)): \(inside) belongs to \(which), which the container's user namespace does not map, so urun cannot create \(printable(path)) in it; chown the directory's files to your own ids (or those of your subordinate range), or use an image archive")
+            }
+            guard inside != "/" else { return nil }
+            inside = parentDirectory(of: inside)
+        }
+    }
+
+    /// The user's ids must exist in the container's user namespace, or
+    /// setuid(2) fails there with a bare EINVAL: say which id, what the map
+    /// holds, and how to get more, before anything is created.
+    static func checkMapped(_ user: ContainerUser, in map: IDMap) throws(UrunError) {
+        let mappedUIDs = map.uids.reduce(UInt64(0)) { $0 + UInt64($1.count) }
+        let mappedGIDs = map.gids.reduce(UInt64(0)) { $0 + UInt64($1.count) }
+        let fix = "ids 0 to \(mappedUIDs - 1) exist (your own id, then the ranges /etc/subuid and /etc/subgid grant you); use a smaller id, or have the admin grant more: usermod --add-subuids/--add-subgids"
+        if map.hostUID(for: user.uid) == nil { throw .invalid("-u: uid \(user.uid) is not mapped in the container's user namespace: \(fix)") }
+        if let gid = ([user.gid] + user.groups).first(where: { map.hostGID(for: $0) == nil }) {
+            throw .invalid("-u: gid \(gid) is not mapped in the container's user namespace: ids 0 to \(mappedGIDs - 1) exist; use a smaller id, or have the admin grant more: usermod --add-subgids")
+        }
     }
 
     /// The helper that connects the container: the one `--network` names

@@ -28,38 +28,58 @@ public struct Monitor {
         let directory = ContainerDirectory(in: store.dataDirectory, id: id)
         let launcher = Launcher(paths: store.paths)
         var io = MonitorIO()
-        let started: StartedContainer
+        var started: StartedContainer?
         var listener: CInt = -1
         var firstClient: CInt = -1
+        var handedStdin: CInt?
+        var state = store.state(id)
         do throws(UrunError) {
             record = try store.record(id)
+            // The monitor goes on record before the container exists: a state
+            // that cannot be written (a full disk) fails the start here, with
+            // nothing running, and `rm -f` can always find the supervisor.
+            state.monitor = ProcessIdentity.of(getpid())
+            try store.save(state, for: id)
             listener = try listen()
             if waitForClient {
                 // The client sees the output from the first byte: it connects before the command runs.
                 writeQuietly(report, "listening\n")
                 firstClient = accept(listener, seconds: 10)
+                handedStdin = receiveStdin(from: firstClient)
             }
             let image = try Self.image(for: record, cache: store.paths.cache)
-            io = try MonitorIO(spec: record.spec)
-            started = try launcher.start(record.spec, image: image, directory: directory, io: io.childIO, ephemeral: false)
+            io = try MonitorIO(spec: record.spec, stdin: handedStdin)
+            let container = try launcher.start(record.spec, image: image, directory: directory, io: io.childIO, ephemeral: false)
+            started = container
+            state.status = .running
+            state.pid = container.pid
+            state.pidStartTime = ProcessIdentity.of(container.pid)?.startTime ?? 0
+            state.startedAt = container.startedAt
+            state.finishedAt = nil
+            state.exitCode = nil
+            state.oomKilled = false
+            state.cgroup = container.cgroup?.cgroup.path
+            state.ports = container.network?.ports.map(\.description) ?? []
+            // A container urun cannot see must not run: if its state cannot be
+            // written, it is killed before anyone is told it started.
+            try store.save(state, for: id)
         } catch {
+            if let container = started {
+                _ = urun_pidfd_send_signal(container.pidfd, SIGKILL)
+                var status: CInt = 0
+                while waitpid(container.pid, &status, 0) < 0 && errno == EINTR {}
+                launcher.finish(container, report: false)
+            }
             writeQuietly(report, "error\n")
             let bytes = error.record()
             bytes.withUnsafeBytes { _ = write(report, $0.baseAddress, $0.count) }
             closeQuietly(listener)
             unlink(store.attachSocket(id))
+            directory.release()
             return error.exitCode
         }
+        guard let started else { return 125 }
         io.closeChildEnds()
-
-        var state = ContainerState()
-        state.status = .running
-        state.pid = started.pid
-        state.pidStartTime = ProcessIdentity.of(started.pid)?.startTime ?? 0
-        state.startedAt = started.startedAt
-        state.cgroup = started.cgroup?.cgroup.path
-        state.ports = started.network?.ports.map(\.description) ?? []
-        try? store.save(state, for: id)
         writeQuietly(report, "started\n")
         closeQuietly(report)
         // The monitor lives as long as its container: give back the pages
@@ -75,12 +95,18 @@ public struct Monitor {
         state.exitCode = status.code
         state.finishedAt = .now()
         state.pid = 0
+        state.monitor = nil
         state.oomKilled = launcher.finish(started, report: false)
+        // Nothing is left running if this fails: `ps` then shows the exit as unknown.
         try? store.save(state, for: id)
         unlink(store.attachSocket(id))
-        if record.autoRemove {
-            try? removeTree(store.runtime(id))
-            directory.remove()
+        // --rm: removed as `rm` removes, unless a verb (`rm`, `stop`) holds the
+        // container and will see to it. The verb lock is taken before the
+        // container is let go, so no `start` can slip in between.
+        if record.autoRemove, let lock = try? store.lockVerbs(id, wait: false) {
+            if (try? store.markRemoving(id)) != nil { try? store.remove(id) }
+            directory.release()
+            closeQuietly(lock)
         } else {
             directory.release()
         }
@@ -102,6 +128,16 @@ public struct Monitor {
         }
         defer { closeQuietly(runtime) }
         return try sys(.superviseContainer, path: store.attachSocket(id)) { urun_unix_listen(runtime, "attach.sock") }
+    }
+
+    /// The starting client's first byte: with it, the descriptor it hands
+    /// over as the container's stdin, or none.
+    private func receiveStdin(from client: CInt) -> CInt? {
+        guard client >= 0 else { return nil }
+        var ready = pollfd(fd: client, events: Int16(POLLIN), revents: 0)
+        guard poll(&ready, 1, 5000) == 1 else { return nil }
+        let fd = urun_recv_fd(client)
+        return fd >= 0 ? fd : nil
     }
 
     /// One client, waited for up to `seconds`; -1 if none came.
@@ -241,14 +277,22 @@ struct MonitorIO {
 
     init() {}
 
-    init(spec: ContainerSpec) throws(UrunError) {
-        guard !spec.tty else { return }  // the pty replaces stdio
+    /// `stdin`: a descriptor the attached client handed over to be the
+    /// container's own stdin (nothing is relayed then).
+    init(spec: ContainerSpec, stdin handed: CInt? = nil) throws(UrunError) {
+        guard !spec.tty else {  // the pty replaces stdio
+            if let handed { closeQuietly(handed) }
+            return
+        }
         var stdoutPipe: [CInt] = [-1, -1]
         var stderrPipe: [CInt] = [-1, -1]
         try sys(.superviseContainer) { urun_pipe2(&stdoutPipe, O_CLOEXEC) }
         try sys(.superviseContainer) { urun_pipe2(&stderrPipe, O_CLOEXEC) }
         var stdin: CInt
-        if spec.interactive {
+        if let handed {
+            stdin = handed
+            childEnds.append(stdin)
+        } else if spec.interactive {
             var stdinPipe: [CInt] = [-1, -1]
             try sys(.superviseContainer) { urun_pipe2(&stdinPipe, O_CLOEXEC) }
             stdin = stdinPipe[0]

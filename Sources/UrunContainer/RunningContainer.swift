@@ -43,8 +43,11 @@ struct RunningContainer {
 
     func close() { closeQuietly(pidfd) }
 
-    /// A file of the container's own file system, read through /proc/PID/root.
-    func readFile(_ path: String) -> String? { try? readText("/proc/\(pid)/root" + path) }
+    /// A file of the container's own file system, reached from /proc/PID/root
+    /// by the in-root walk: a path through /proc/PID/root alone would resolve
+    /// the container's absolute symlinks (/etc/hosts -> /home/you/.ssh/...)
+    /// against urun's root, the host's.
+    func readFile(_ path: String) -> String? { ContainerUser.readInImage("/proc/\(pid)/root", path) }
 
     /// A pidfd for the first child of `pid` (PID 2 under --init), checked to
     /// still be that child once opened.

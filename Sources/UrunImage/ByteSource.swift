@@ -19,12 +19,17 @@ final class FileSource: ByteSource {
     private let buffer: UnsafeMutableRawPointer
     private static let chunk = 1 << 20
 
-    init(path: String) throws(UrunError) {
+    convenience init(path: String) throws(UrunError) {
+        self.init(descriptor: try sys(.openImage, path: path) { open(path, O_RDONLY | O_CLOEXEC) }, path: path)
+    }
+
+    /// A file already open (a blob resolved inside a layout directory); the source closes it.
+    init(descriptor: CInt, path: String) {
         self.path = path
-        fd = try sys(.openImage, path: path) { open(path, O_RDONLY | O_CLOEXEC) }
+        fd = descriptor
         var st = stat()
         fstat(fd, &st)
-        size = UInt64(st.st_size)
+        size = UInt64(max(0, st.st_size))
         buffer = .allocate(byteCount: Self.chunk, alignment: 64)
     }
 

@@ -50,6 +50,12 @@ struct Extractor {
         self.options = options
     }
 
+    /// The archive's root entry ("./"), read by the caller before it knew what
+    /// the archive was: its mode and time go to the tree's root at the end.
+    mutating func restoreRoot(mode: mode_t, mtime: timespec) {
+        directories.append(([UInt8(ascii: ".")], mode, mtime))
+    }
+
     /// Extracts every entry, starting with `first` when the caller has read it already.
     mutating func extract(from reader: TarReader, first: OpaquePointer?) throws(UrunError) {
         defer { forgetParent() }
@@ -71,6 +77,7 @@ struct Extractor {
             return
         }
         let parentPath = joined(parts.dropLast())
+        let path = joined(parts[...])
         let parent = try openParent(parentPath)
         let mode = archive_entry_perm(entry) & 0o7777
         let mtime = mtimeOf(entry)
@@ -82,43 +89,48 @@ struct Extractor {
         if let link = archive_entry_hardlink(entry) {
             let target = try components(bytes(of: link), display: name)
             guard let targetLeaf = target.last else { throw invalid(name, "hard link to the root") }
-            let targetParent = try openParent(joined(target.dropLast()), create: false)
+            // Opened on its own: the cached descriptor is `parent`, still needed.
+            let targetParent = try openDirectory(joined(target.dropLast()), display: name)
+            defer { if targetParent != root { closeQuietly(targetParent) } }
             let targetName = cString(targetLeaf)
-            try replacing(parent, leaf, name) { leafName in
+            try replacing(parent, leaf, name, path: path) { leafName in
                 targetName.withUnsafeBufferPointer { linkat(targetParent, $0.baseAddress!, parent, leafName, 0) }
             }
             if archive_entry_size(entry) > 0 {
-                try writeData(reader, into: parent, leaf, name, mode, mtime, replace: false, owner: nil)
+                try writeData(reader, into: parent, leaf, name, path: path, mode, mtime, replace: false, owner: nil)
             }
             return
         }
 
         switch archive_entry_filetype(entry) {
         case S_IFREG:
-            try writeData(reader, into: parent, leaf, name, mode, mtime, replace: true, owner: owner(entry))
+            try writeData(reader, into: parent, leaf, name, path: path, mode, mtime, replace: true, owner: try owner(entry, name))
         case S_IFDIR:
-            try makeDirectory(parent, leaf, name)
-            try own(entry, parent, leaf)
-            if whiteouts.contains(joined(parts[...])) { try setOpaque(parent, leaf, name) }
+            try makeDirectory(parent, leaf, name, path: path)
+            try own(entry, parent, leaf, name)
+            if whiteouts.contains(path) { try setOpaque(parent, leaf, name) }
             directories.append((name, mode, mtime))
         case S_IFLNK:
             guard let target = archive_entry_symlink(entry) else { throw invalid(name, "symlink without a target") }
-            try replacing(parent, leaf, name) { symlinkat(target, parent, $0) }
-            try own(entry, parent, leaf)
+            try replacing(parent, leaf, name, path: path) { symlinkat(target, parent, $0) }
+            try own(entry, parent, leaf, name)
             var times = [mtime, mtime]
             utimensat(parent, cString(leaf), &times, AT_SYMLINK_NOFOLLOW)
         case S_IFIFO:
-            try replacing(parent, leaf, name) { mkfifoat(parent, $0, mode) }
-            try own(entry, parent, leaf)
+            try replacing(parent, leaf, name, path: path) { mkfifoat(parent, $0, mode) }
+            try own(entry, parent, leaf, name)
         case S_IFCHR, S_IFBLK:
             guard options.devices else {
                 skippedDevices += 1
                 return
             }
-            let device = urun_makedev(UInt32(archive_entry_rdevmajor(entry)), UInt32(archive_entry_rdevminor(entry)))
+            guard let major = UInt32(exactly: archive_entry_rdevmajor(entry)),
+                let minor = UInt32(exactly: archive_entry_rdevminor(entry))
+            else { throw invalid(name, "a device number out of range") }
+            let device = urun_makedev(major, minor)
             let type = archive_entry_filetype(entry)
-            try replacing(parent, leaf, name) { mknodat(parent, $0, type | mode, device) }
-            try own(entry, parent, leaf)
+            try replacing(parent, leaf, name, path: path) { mknodat(parent, $0, type | mode, device) }
+            try own(entry, parent, leaf, name)
         default:
             skippedSockets += 1
         }
@@ -127,12 +139,12 @@ struct Extractor {
     // MARK: files
 
     private mutating func writeData(
-        _ reader: TarReader, into parent: CInt, _ leaf: [UInt8], _ name: [UInt8], _ mode: mode_t,
+        _ reader: TarReader, into parent: CInt, _ leaf: [UInt8], _ name: [UInt8], path: [UInt8], _ mode: mode_t,
         _ mtime: timespec, replace: Bool, owner: (uid_t, gid_t)?
     ) throws(UrunError) {
         var fd: CInt = -1
         if replace {
-            try replacing(parent, leaf, name) { leafName in
+            try replacing(parent, leaf, name, path: path) { leafName in
                 fd = openat(parent, leafName, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
                 return fd
             }
@@ -144,6 +156,10 @@ struct Extractor {
         defer { closeQuietly(fd) }
         var end: Int64 = 0
         try reader.readData { (block, offset) throws(UrunError) in
+            // A sparse map's offsets come from the archive: checked before any arithmetic.
+            guard offset >= 0, offset <= Int64.max - Int64(block.count) else {
+                throw invalid(name, "a data offset out of range")
+            }
             var written = 0
             while written < block.count {
                 let n = pwrite(fd, block.baseAddress! + written, block.count - written, Int(offset) + written)
@@ -166,20 +182,21 @@ struct Extractor {
         futimens(fd, &times)
     }
 
-    private mutating func makeDirectory(_ parent: CInt, _ leaf: [UInt8], _ name: [UInt8]) throws(UrunError) {
+    private mutating func makeDirectory(_ parent: CInt, _ leaf: [UInt8], _ name: [UInt8], path: [UInt8]) throws(UrunError) {
         let c = cString(leaf)
         if mkdirat(parent, c, 0o700) == 0 { return }
         guard errno == EEXIST else { throw .kernel(.unpackImage, path: display(name), .current) }
         var st = stat()
         if fstatat(parent, c, &st, AT_SYMLINK_NOFOLLOW) == 0 && st.st_mode & S_IFMT == S_IFDIR { return }
         // Something else stands there (a file, a symlink): a directory replaces it, as tar does.
-        try replacing(parent, leaf, name) { mkdirat(parent, $0, 0o700) }
+        try replacing(parent, leaf, name, path: path) { mkdirat(parent, $0, 0o700) }
     }
 
     /// Runs `create`; if the name exists, removes it (an empty directory
     /// included) and tries once more, as tar replaces earlier members.
+    /// `path` is the entry's path below the root.
     private mutating func replacing(
-        _ parent: CInt, _ leaf: [UInt8], _ name: [UInt8],
+        _ parent: CInt, _ leaf: [UInt8], _ name: [UInt8], path: [UInt8],
         _ create: (UnsafePointer<CChar>) -> CInt
     ) throws(UrunError) {
         let c = cString(leaf)
@@ -192,18 +209,31 @@ struct Extractor {
                     throw .kernel(.unpackImage, path: display(name), .current)
                 }
             }
-            forgetParent()  // a replaced directory or symlink changes what paths resolve to
+            // A replaced directory or symlink changes what paths through it
+            // resolve to: a cached descriptor below it is stale. `parent`
+            // itself is not below it and stays open.
+            if let cached = cachedParent, cached.path == path || cached.path.starts(with: path + [UInt8(ascii: "/")]) {
+                forgetParent()
+            }
             if create(leafName) < 0 { throw .kernel(.unpackImage, path: display(name), .current) }
         }
     }
 
-    /// The owner to restore, when this process can give files away.
-    private func owner(_ entry: OpaquePointer) -> (uid_t, gid_t)? {
-        options.owners ? (uid_t(archive_entry_uid(entry)), gid_t(archive_entry_gid(entry))) : nil
+    /// The owner to restore, when this process can give files away. The ids
+    /// come from the archive (a PAX header may say anything): beyond 32 bits,
+    /// negative, or (uid_t)-1, which chown(2) reads as "leave it", they are refused.
+    private func owner(_ entry: OpaquePointer, _ name: [UInt8]) throws(UrunError) -> (uid_t, gid_t)? {
+        guard options.owners else { return nil }
+        let uid = archive_entry_uid(entry)
+        let gid = archive_entry_gid(entry)
+        guard let u = uid_t(exactly: uid), u != uid_t.max, let g = gid_t(exactly: gid), g != gid_t.max else {
+            throw invalid(name, "owner \(uid):\(gid) is out of range (0 to \(uid_t.max - 1))")
+        }
+        return (u, g)
     }
 
-    private mutating func own(_ entry: OpaquePointer, _ parent: CInt, _ leaf: [UInt8]) throws(UrunError) {
-        guard let (uid, gid) = owner(entry) else { return }
+    private mutating func own(_ entry: OpaquePointer, _ parent: CInt, _ leaf: [UInt8], _ name: [UInt8]) throws(UrunError) {
+        guard let (uid, gid) = try owner(entry, name) else { return }
         // EINVAL: an id beyond the subordinate range; the file stays root's.
         if fchownat(parent, cString(leaf), uid, gid, AT_SYMLINK_NOFOLLOW) != 0 && errno == EINVAL { unmappedOwners += 1 }
     }
@@ -219,8 +249,9 @@ struct Extractor {
         guard !hidden.isEmpty, hidden != [UInt8(ascii: ".")], hidden != [UInt8(ascii: "."), UInt8(ascii: ".")],
             !hidden.starts(with: Self.whiteoutPrefix)
         else { throw invalid(name, "a whiteout may only hide a name in its own directory") }
-        try replacing(parent, hidden, name) { mknodat(parent, $0, S_IFCHR, 0) }
-        whiteouts.insert(parentPath.isEmpty ? hidden : parentPath + [UInt8(ascii: "/")] + hidden)
+        let path = parentPath.isEmpty ? hidden : parentPath + [UInt8(ascii: "/")] + hidden
+        try replacing(parent, hidden, name, path: path) { mknodat(parent, $0, S_IFCHR, 0) }
+        whiteouts.insert(path)
     }
 
     /// Marks a directory opaque: the overlay shows none of the lower layers' entries in it.
@@ -253,11 +284,11 @@ struct Extractor {
 
     /// The directory `path` below the root, resolved inside it, created if
     /// missing. The last one is kept: archives list a directory's files together.
-    private mutating func openParent(_ path: [UInt8], create: Bool = true) throws(UrunError) -> CInt {
+    private mutating func openParent(_ path: [UInt8]) throws(UrunError) -> CInt {
         if path.isEmpty { return root }
         if let cached = cachedParent, cached.path == path { return cached.fd }
         var fd = openBelowRoot(path)
-        if fd < 0 && errno == ENOENT && create {
+        if fd < 0 && errno == ENOENT {
             // Missing parents (archives need not list directories): created by
             // the same in-root walk that mounts use, so a symlink among them
             // still resolves inside the image.
@@ -266,6 +297,15 @@ struct Extractor {
         guard fd >= 0 else { throw .kernel(.unpackImage, path: display(path), .current) }
         forgetParent()
         cachedParent = (path, fd)
+        return fd
+    }
+
+    /// An existing directory below the root, resolved inside it, opened apart
+    /// from the cache (the caller closes it unless it is `root`).
+    private func openDirectory(_ path: [UInt8], display name: [UInt8]) throws(UrunError) -> CInt {
+        if path.isEmpty { return root }
+        let fd = openBelowRoot(path)
+        guard fd >= 0 else { throw .kernel(.unpackImage, path: display(name), .current) }
         return fd
     }
 
@@ -321,4 +361,4 @@ private func cString(_ bytes: [UInt8]) -> [CChar] {
     bytes.map { CChar(bitPattern: $0) } + [0]
 }
 
-private func display(_ bytes: [UInt8]) -> String { String(decoding: bytes, as: UTF8.self) }
+private func display(_ bytes: [UInt8]) -> String { printable(bytes) }

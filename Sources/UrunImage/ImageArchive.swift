@@ -2,9 +2,12 @@ import CUrunArchive
 import Glibc
 import UrunKernel
 
-/// The metadata of an image archive — `docker save` (manifest.json) or an
-/// OCI image layout (oci-layout, index.json, blobs/sha256/…) — read in one
-/// pass that keeps the small members (manifests, configs) and skips the layers.
+/// The metadata of an image, read from where its members are: an archive —
+/// `docker save`/`podman save` (manifest.json), an OCI image layout
+/// (oci-layout, index.json, blobs/sha256/…) — read in one pass that keeps the
+/// small members (manifests, configs) and skips the layers; or a layout
+/// directory (an OCI layout, or containers/image's "dir:" layout whose
+/// manifest.json is one manifest and whose blobs are named by their hex digest).
 struct ImageArchive {
     /// One layer of the chosen image: where it is in the archive and what it must hash to.
     struct Layer: Equatable {
@@ -35,24 +38,50 @@ struct ImageArchive {
         let layers: [(member: String, digest: String?)]
     }
 
+    enum Format: String {
+        /// docker save's own: manifest.json lists images.
+        case docker
+        /// An OCI image layout: index.json and oci-layout.
+        case oci
+        /// containers/image's "dir:" layout (podman save --format docker-dir):
+        /// manifest.json is a single distribution manifest, blobs are named by hex.
+        case dockerDir = "docker-dir"
+    }
+
     let source: String
-    /// Small members by name ("./" stripped), read into memory.
+    /// Small members by name ("./" stripped), read into memory (an archive).
     private(set) var files: [String: [UInt8]] = [:]
     /// Symbolic and hard links between members (docker save links repeated layers).
     private(set) var links: [String: String] = [:]
     private(set) var members: Set<String> = []
+    /// A layout directory read in place, or nil for an archive.
+    let directory: LayoutDirectory?
+    /// What kind of image archive this is; nil when it is none (a root
+    /// filesystem that happened to start like one).
+    private(set) var format: Format?
 
     static let smallMember = 4 << 20
     static let metadataLimit = 64 << 20
+    /// At most this many descriptors in all of an OCI layout's indexes, nested at most `maxNesting` deep.
+    static let maxDescriptors = 4096
+    static let maxNesting = 8
 
-    /// Whether the first member of a tar says it is an image archive rather than a root filesystem.
-    static func isImageArchive(firstMember name: String) -> Bool {
+    /// Whether an archive whose first member (after its root, "./") is
+    /// `name` may be an image archive rather than a root filesystem: the
+    /// names only image archives start with. The whole archive decides.
+    static func mayBeImageArchive(firstMember name: String) -> Bool {
         let top = normalize(name).split(separator: "/").first.map(String.init) ?? ""
-        if ["blobs", "oci-layout", "index.json", "manifest.json", "repositories"].contains(top) { return true }
-        // docker save's older layout: <64 hex>/ directories and <64 hex>.json configs.
-        let stem = top.hasSuffix(".json") ? String(top.dropLast(5)) : top
-        return Digest.isHex(stem)
+        if ["blobs", "oci-layout", "index.json", "manifest.json", "repositories", "version"].contains(top) { return true }
+        // docker save's older layout: <64 hex>/ directories and <64 hex>.json configs;
+        // podman's and skopeo's: the layers first, as <64 hex>.tar.
+        for suffix in [".json", ".tar"] where top.hasSuffix(suffix) {
+            return Digest.isHex(String(top.dropLast(suffix.count)))
+        }
+        return Digest.isHex(top)
     }
+
+    /// Whether a member name is the archive's root ("./", ".", "/").
+    static func isRoot(_ name: String) -> Bool { normalize(name).isEmpty || normalize(name) == "." }
 
     static func normalize(_ name: String) -> String {
         var name = Substring(name)
@@ -62,9 +91,10 @@ struct ImageArchive {
         return String(name)
     }
 
-    /// Reads the metadata, starting with `first`, the entry already read.
+    /// Reads the metadata of an archive, starting with `first`, the entry already read.
     init(source: String, reader: TarReader, first: OpaquePointer) throws(UrunError) {
         self.source = source
+        directory = nil
         var entry: OpaquePointer? = first
         var kept = 0
         while let current = entry {
@@ -84,6 +114,14 @@ struct ImageArchive {
             }
             entry = try reader.next()
         }
+        format = detectFormat()
+    }
+
+    /// Reads the metadata of a layout directory, in place.
+    init(source: String, directory: LayoutDirectory) {
+        self.source = source
+        self.directory = directory
+        format = detectFormat()
     }
 
     /// A link target relative to the link's own directory.
@@ -107,11 +145,22 @@ struct ImageArchive {
         return name
     }
 
+    func contains(_ member: String) -> Bool {
+        if let directory { return directory.hasFile(member) }
+        return members.contains(member)
+    }
+
     private func file(_ name: String, field: String) throws(UrunError) -> [UInt8] {
+        if let directory {
+            guard let data = try directory.read(name, limit: Self.smallMember) else {
+                throw .invalid("\(source): \(field) \(printable(name)) is not in the directory")
+            }
+            return data
+        }
         let member = dataMember(name)
         if let data = files[member] { return data }
-        if members.contains(member) { throw .invalid("\(source): \(field) \(name) is too large for metadata") }
-        throw .invalid("\(source): \(field) \(name) is not in the archive")
+        if members.contains(member) { throw .invalid("\(source): \(field) \(printable(name)) is too large for metadata") }
+        throw .invalid("\(source): \(field) \(printable(name)) is not in the archive")
     }
 
     private func json(_ name: String, field: String) throws(UrunError) -> JSON {
@@ -119,29 +168,41 @@ struct ImageArchive {
         do {
             return try JSON(parsing: data)
         } catch {
-            throw .invalid("\(source): \(name): not valid JSON: \(error)")
+            throw .invalid("\(source): \(printable(name)): not valid JSON: \(error)")
         }
     }
 
-    /// A blob of an OCI layout, checked against its digest.
+    /// A blob, checked against its digest.
     private func blob(_ digest: String, field: String) throws(UrunError) -> (name: String, data: [UInt8]) {
         let hex = try Digest.hex(digest, source: source, field: field)
-        let name = "blobs/sha256/" + hex
+        let name = blobMember(hex)
         let data = try file(name, field: field)
         let actual = SHA256.digest(of: data)
         guard actual == hex else { throw .invalid("\(source): \(name): sha256 is \(actual), not the \(hex) its name promises") }
         return (name, data)
     }
 
+    /// Where the blob with this hex digest lives.
+    private func blobMember(_ hex: String) -> String { format == .dockerDir ? hex : "blobs/sha256/" + hex }
+
     // MARK: the manifests
 
-    /// "oci" for an OCI image layout (podman, skopeo, buildah, docker 25), "docker" for docker save's own.
-    var format: String { members.contains("index.json") && members.contains("oci-layout") ? "oci" : "docker" }
+    private func detectFormat() -> Format? {
+        if contains("index.json") && contains("oci-layout") { return .oci }
+        guard contains("manifest.json") else { return nil }
+        // docker save lists images; a "dir:" layout holds one manifest object.
+        let first = (try? file("manifest.json", field: "manifest"))?.first { ![0x20, 0x09, 0x0A, 0x0D].contains($0) }
+        return first == UInt8(ascii: "{") ? .dockerDir : .docker
+    }
 
     func candidates() throws(UrunError) -> [Candidate] {
-        if format == "oci" { return try ociCandidates() }
-        if members.contains("manifest.json") { return try dockerCandidates() }
-        throw .invalid("\(source): an image archive without manifest.json or index.json")
+        switch format {
+        case .oci: return try ociCandidates()
+        case .docker: return try dockerCandidates()
+        case .dockerDir:
+            return [try candidate(try json("manifest.json", field: "manifest"), field: "manifest.json", names: [], platform: nil)]
+        case nil: throw .invalid("\(source): an image archive without manifest.json or index.json")
+        }
     }
 
     private func dockerCandidates() throws(UrunError) -> [Candidate] {
@@ -176,15 +237,36 @@ struct ImageArchive {
         "application/vnd.docker.image.rootfs.diff.tar", "application/vnd.docker.image.rootfs.diff.tar.zstd",
     ]
 
-    private func ociCandidates() throws(UrunError) -> [Candidate] {
-        var result: [Candidate] = []
-        try collect(index: try json("index.json", field: "index"), field: "index.json", names: [], into: &result)
-        return result
+    /// Indexes may nest and name the same manifest or index many times (a
+    /// hostile one, 50 entries deep 8 times, names 50^8 paths): each digest
+    /// is read once, a repeated manifest only adds its names, and the number
+    /// of descriptors and the depth are bounded.
+    private struct Collection {
+        var candidates: [Candidate] = []
+        /// Manifest digest → its candidate's index.
+        var manifests: [String: Int] = [:]
+        var indexes: Set<String> = []
+        var descriptors = 0
     }
 
-    private func collect(index: JSON, field: String, names: [String], into result: inout [Candidate]) throws(UrunError) {
+    private func ociCandidates() throws(UrunError) -> [Candidate] {
+        var collection = Collection()
+        try collect(index: try json("index.json", field: "index"), field: "index.json", depth: 0, names: [], into: &collection)
+        return collection.candidates
+    }
+
+    private func collect(index: JSON, field: String, depth: Int, names: [String], into collection: inout Collection)
+        throws(UrunError)
+    {
+        guard depth < Self.maxNesting else {
+            throw .invalid("\(source): \(field): indexes nested more than \(Self.maxNesting) deep")
+        }
         guard let descriptors = index["manifests"]?.array else { throw .invalid("\(source): \(field).manifests: missing") }
         for (i, descriptor) in descriptors.enumerated() {
+            collection.descriptors += 1
+            guard collection.descriptors <= Self.maxDescriptors else {
+                throw .invalid("\(source): more than \(Self.maxDescriptors) manifest descriptors in its indexes: not an image archive urun reads")
+            }
             let here = "\(field).manifests[\(i)]"
             guard let digest = descriptor["digest"]?.string else { throw .invalid("\(source): \(here).digest: missing") }
             // containerd's annotation has the full name; the OCI one may be only a tag.
@@ -195,6 +277,13 @@ struct ImageArchive {
             {
                 ownNames.append(name)
             }
+            if let seen = collection.manifests[digest] {
+                for name in ownNames where !collection.candidates[seen].names.contains(name) {
+                    collection.candidates[seen].names.append(name)
+                }
+                continue
+            }
+            if collection.indexes.contains(digest) { continue }
             let platform = descriptor["platform"].flatMap { p -> String? in
                 guard let os = p["os"]?.string, let arch = p["architecture"]?.string else { return nil }
                 return [os, arch, p["variant"]?.string].compactMap { $0 }.joined(separator: "/")
@@ -208,11 +297,13 @@ struct ImageArchive {
                 throw .invalid("\(source): \(here): the manifest is not valid JSON: \(error)")
             }
             if Self.indexTypes.contains(mediaType) || (document["manifests"] != nil && document["layers"] == nil) {
-                try collect(index: document, field: here, names: ownNames, into: &result)
+                collection.indexes.insert(digest)
+                try collect(index: document, field: here, depth: depth + 1, names: ownNames, into: &collection)
             } else if Self.manifestTypes.contains(mediaType) {
-                result.append(try candidate(document, field: here, names: ownNames, platform: platform))
+                collection.manifests[digest] = collection.candidates.count
+                collection.candidates.append(try candidate(document, field: here, names: ownNames, platform: platform))
             } else {
-                throw .invalid("\(source): \(here).mediaType: unsupported media type \"\(mediaType)\"")
+                throw .invalid("\(source): \(here).mediaType: unsupported media type \"\(printable(mediaType, limit: 80))\"")
             }
         }
     }
@@ -227,14 +318,14 @@ struct ImageArchive {
         for (i, layer) in layers.enumerated() {
             let type = layer["mediaType"]?.string ?? ""
             guard Self.layerTypes.contains(type) else {
-                throw .invalid("\(source): \(field) layers[\(i)]: unsupported media type \"\(type)\" (foreign and encrypted layers are not supported)")
+                throw .invalid("\(source): \(field) layers[\(i)]: unsupported media type \"\(printable(type, limit: 80))\" (foreign and encrypted layers are not supported)")
             }
             guard let digest = layer["digest"]?.string else { throw .invalid("\(source): \(field) layers[\(i)].digest: missing") }
             let hex = try Digest.hex(digest, source: source, field: "\(field) layers[\(i)].digest")
-            blobs.append(("blobs/sha256/" + hex, hex))
+            blobs.append((blobMember(hex), hex))
         }
         return Candidate(
-            names: names, platform: platform, configMember: "blobs/sha256/" + configHex, configDigest: configHex,
+            names: names, platform: platform, configMember: blobMember(configHex), configDigest: configHex,
             layers: blobs)
     }
 
@@ -260,7 +351,7 @@ struct ImageArchive {
             chosen = chosen.filter { all[$0].names.contains { Self.name($0, matches: tag) } }
             guard !chosen.isEmpty else {
                 let known = all.flatMap(\.names)
-                throw .invalid("\(source): no image tagged \(tag) (it holds \(known.isEmpty ? "untagged images" : known.joined(separator: ", ")))")
+                throw .invalid("\(source): no image tagged \(printable(tag)) (it holds \(known.isEmpty ? "untagged images" : known.map { printable($0) }.joined(separator: ", ")))")
             }
         }
         let wanted = platform ?? Self.nativePlatform
@@ -271,6 +362,15 @@ struct ImageArchive {
             }
         } else {
             chosen = matching
+        }
+        if let tag {
+            // A tag that names different images (two repositories' :latest)
+            // picks none of them; one name on several platforms is no ambiguity.
+            let matching = chosen.map { Set(all[$0].names.filter { Self.name($0, matches: tag) }) }
+            if let first = matching.first, matching.contains(where: { $0.isDisjoint(with: first) }) {
+                let names = Set(matching.flatMap { $0 }).sorted().map { printable($0) }
+                throw .invalid("\(source): \(printable(tag)) is ambiguous: it matches \(names.joined(separator: ", ")); name one in full")
+            }
         }
         if chosen.count > 1 {
             let shown = chosen.map { all[$0].names.first ?? "image \($0 + 1)" }
@@ -288,7 +388,7 @@ struct ImageArchive {
             Layer(member: dataMember($0.0.member), blobDigest: $0.0.digest, diffID: $0.1)
         }
         // Every layer must be there before any is unpacked.
-        if let absent = layers.first(where: { !members.contains($0.member) }) {
+        if let absent = layers.first(where: { !contains($0.member) }) {
             throw .invalid("\(source): layer \(absent.member), named by the manifest, is not in the archive")
         }
         return Selected(id: id, names: candidate.names, config: config, layers: layers)

@@ -46,35 +46,64 @@ public struct ImageStore: Sendable {
 
     // MARK: resolving a reference
 
-    /// The image `reference` names: a directory (used as it is), an archive
-    /// (`alpine.tar`, or `alpine.tar:3.20` for one image of several), or an
-    /// image in the cache by name or id. An archive is unpacked on first use.
+    /// skopeo's and podman's names for where an image is: `oci:DIR[:TAG]`,
+    /// `oci-archive:FILE[:TAG]`, `docker-archive:FILE[:TAG]`, `dir:DIR`.
+    enum Transport: String, CaseIterable {
+        case oci, ociArchive = "oci-archive", dockerArchive = "docker-archive", dir
+
+        var wantsDirectory: Bool { self == .oci || self == .dir }
+    }
+
+    /// The image `reference` names: a directory (a root filesystem used as it
+    /// is, or an OCI or "dir:" layout), an archive (`alpine.tar`, or
+    /// `alpine.tar:3.20` for one image of several), either behind one of
+    /// skopeo's transport prefixes, or an image in the cache by name or id.
+    /// An archive or layout is unpacked on first use.
     public func image(for reference: String, platform: String? = nil, showProgress: Bool = false) throws(UrunError)
         -> Image
     {
-        if let st = fileStatus(reference, followLinks: true) {
-            let path = try UrunPaths.absolute(reference)
-            if isDirectory(st) {
-                guard access(path, R_OK | X_OK) == 0 else { throw .invalid("image \(reference): \(Errno.current.message)") }
+        var text = reference
+        let transport = Transport.allCases.first { reference.hasPrefix($0.rawValue + ":") }
+        if let transport { text.removeFirst(transport.rawValue.count + 1) }
+        if let (path, st, tag) = try locate(text) {
+            let layout = isDirectory(st) && LayoutDirectory.holdsLayout(path)
+            if let transport, transport.wantsDirectory != isDirectory(st) || (isDirectory(st) && !layout) {
+                throw .invalid("\(printable(reference)): \(transport.rawValue): names \(transport.wantsDirectory ? "an image layout directory" : "an archive file"), and \(printable(path)) is \(isDirectory(st) ? (layout ? "a directory" : "a directory without oci-layout and index.json") : "a file")")
+            }
+            if isDirectory(st) && !layout {
+                guard tag == nil else {
+                    throw .invalid("image \(printable(path)) is a root filesystem directory: it has no tags (drop \":\(printable(tag!))\")")
+                }
+                guard access(path, R_OK | X_OK) == 0 else { throw .invalid("image \(printable(reference)): \(Errno.current.message)") }
                 return Image(id: nil, names: [path], layers: [path], layerBase: nil, config: nil, lease: nil)
             }
-            guard isRegularFile(st) else { throw .invalid("image \(reference): not a file or directory") }
-            return try archiveImage(path, st: st, tag: nil, platform: platform, showProgress: showProgress)
+            guard isDirectory(st) || isRegularFile(st) else { throw .invalid("image \(printable(reference)): not a file or directory") }
+            return try archiveImage(path, st: st, tag: tag, platform: platform, showProgress: showProgress)
         }
-        // FILE:TAG, where the tag may hold colons too (alpine.tar:docker.io/library/alpine:3.20).
-        for colon in reference.indices where reference[colon] == ":" && colon != reference.startIndex {
-            let file = String(reference[..<colon])
-            if let st = fileStatus(file, followLinks: true), isRegularFile(st) {
-                let tag = String(reference[reference.index(after: colon)...])
-                return try archiveImage(
-                    try UrunPaths.absolute(file), st: st, tag: tag, platform: platform, showProgress: showProgress)
-            }
+        let lookup = Errno.current
+        if transport == nil, let record = find(reference) {
+            return try image(of: record, platform: platform, showProgress: showProgress)
         }
-        if let record = find(reference) { return try image(of: record, platform: platform, showProgress: showProgress) }
-        if reference.contains("/") || Errno.current != .noSuchFileOrDirectory {
-            throw .invalid("image \(reference): \(Errno.current == .noSuchFileOrDirectory ? "no such file or directory" : Errno.current.message)")
+        guard lookup == .noSuchFileOrDirectory else { throw .invalid("image \(printable(reference)): \(lookup.message)") }
+        throw .noSuchImage(transport == nil ? reference : text)
+    }
+
+    /// The existing file or directory `text` names, and the tag after it:
+    /// the whole text, or its part before a colon (FILE:TAG, where the tag may
+    /// hold colons too: alpine.tar:docker.io/library/alpine:3.20). A plain
+    /// directory never takes a tag: `name:tag` beside a directory `name` is
+    /// the cached image.
+    private func locate(_ text: String) throws(UrunError) -> (String, stat, String?)? {
+        if let st = fileStatus(text, followLinks: true) { return (try UrunPaths.absolute(text), st, nil) }
+        let missing = Errno.current
+        for colon in text.indices where text[colon] == ":" && colon != text.startIndex {
+            let file = String(text[..<colon])
+            guard let st = fileStatus(file, followLinks: true) else { continue }
+            guard isRegularFile(st) || (isDirectory(st) && LayoutDirectory.holdsLayout(file)) else { continue }
+            return (try UrunPaths.absolute(file), st, String(text[text.index(after: colon)...]))
         }
-        throw .invalid("image \(reference): no such file or directory, and no image of that name in the cache (urun images lists them)")
+        errno = missing.rawValue
+        return nil
     }
 
     /// A cached image, by id: `urun start` of a kept container.
@@ -99,10 +128,14 @@ public struct ImageStore: Sendable {
     private func archiveImage(
         _ path: String, st: stat, tag: String?, id: String? = nil, platform: String?, showProgress: Bool
     ) throws(UrunError) -> Image {
-        guard access(path, R_OK) == 0 else { throw .invalid("image \(path): \(Errno.current.message)") }
+        guard access(path, isDirectory(st) ? R_OK | X_OK : R_OK) == 0 else {
+            throw .invalid("image \(printable(path)): \(Errno.current.message)")
+        }
         var key = Self.cheapKey(st)
+        if isDirectory(st) { key += LayoutDirectory.keyFiles(path).map { "+" + Self.cheapKey($0) }.joined() }
         if tag != nil || id != nil || platform != nil {
-            key += "=" + [tag, id, platform].map { ($0 ?? "").replacingSlashes() }.joined(separator: "=")
+            // Hashed: a tag may be long and hold any character; a key is a file name.
+            key += "=" + SHA256.digest(of: Array([tag, id, platform].map { $0 ?? "" }.joined(separator: "\n").utf8)).prefix(32)
         }
         if let record = lookup(key), layersPresent(record) { return try finish(record) }
 
@@ -111,7 +144,8 @@ public struct ImageStore: Sendable {
         defer { closeQuietly(storeLock) }
         urun_install_interrupt_flag()
         defer { urun_remove_interrupt_flag() }
-        let request = LoadRequest(path: path, key: key, tag: tag, id: id, platform: platform, showProgress: showProgress)
+        let request = LoadRequest(
+            path: path, isDirectory: isDirectory(st), key: key, tag: tag, id: id, platform: platform, showProgress: showProgress)
         if let mapping {
             try runInUserNamespace(mapping) { () throws(UrunError) in try load(request) }
         } else {
@@ -162,7 +196,7 @@ public struct ImageStore: Sendable {
 
     func prepareDirectories() throws(UrunError) {
         for sub in ["layers", "images", "keys", "tmp", "locks"] {
-            try makeDirectories(directory + "/" + sub, mode: 0o755, step: .unpackImage)
+            try makeDirectories(directory + "/" + sub, mode: 0o700, step: .unpackImage)
         }
     }
 
@@ -182,6 +216,8 @@ public struct ImageStore: Sendable {
 
     struct LoadRequest {
         let path: String
+        /// A layout directory rather than an archive file.
+        let isDirectory: Bool
         let key: String
         let tag: String?
         let id: String?
@@ -200,39 +236,22 @@ public struct ImageStore: Sendable {
         if let record = lookup(request.key), layersPresent(record) { return }
         removeLeftovers()
 
-        let file = try FileSource(path: request.path)
-        let counted = HashingSource(file)
-        let meter = ProgressMeter(label: baseName(of: request.path), total: file.size, enabled: request.showProgress)
-        counted.onProgress = { meter.update($0) }
-        defer { meter.finish() }
-        let reader = try TarReader(counted, name: request.path, decompress: true)
-        guard let first = try reader.next() else { throw .invalid("\(request.path): an empty archive") }
-        let firstName = archive_entry_pathname(first).map { String(cString: $0) } ?? ""
-
         let record: ImageRecord
-        if ImageArchive.isImageArchive(firstMember: firstName) {
-            let archive = try ImageArchive(source: request.path, reader: reader, first: first)
-            let selected = try archive.select(tag: request.tag, id: request.id, platform: request.platform) { notice in
-                meter.finish()
-                writeQuietly(2, "urun: \(notice)\n")
+        if request.isDirectory {
+            let layout = try LayoutDirectory(path: request.path)
+            let archive = ImageArchive(source: request.path, directory: layout)
+            guard archive.format != nil else {
+                throw .invalid("\(printable(request.path)): neither an OCI layout (oci-layout, index.json) nor a dir: layout (manifest.json, version)")
             }
-            var missing: [String: ImageArchive.Layer] = [:]
-            for layer in selected.layers where fileStatus(layersDirectory + "/" + layerName(layer.diffID)) == nil {
-                missing[layer.member] = layer
+            record = try loadImage(archive, request, meter: ProgressMeter(label: "", total: 0, enabled: false)) {
+                (missing) throws(UrunError) in
+                for layer in missing.values {
+                    try unpackLayer(layer, try layout.source(layer.member), source: request.path)
+                }
             }
-            if !missing.isEmpty {
-                try unpackLayers(missing, from: request.path, meter: meter)
-            }
-            record = ImageRecord(
-                id: selected.id, names: selected.names, source: request.path, format: archive.format,
-                config: selected.config, layers: selected.layers.map(\.diffID), loaded: .now())
         } else {
-            let digest = try unpackRootfs(reader, first: first, counted: counted, name: request.path)
-            record = ImageRecord(
-                id: digest, names: [baseName(of: request.path)], source: request.path, format: "rootfs", config: nil,
-                layers: [digest], loaded: .now())
+            record = try loadArchive(request)
         }
-        meter.finish()
         try save(record)
         let link = directory + "/keys/" + request.key
         let staging = link + ".tmp-" + randomHex(bytes: 4)
@@ -240,14 +259,88 @@ public struct ImageStore: Sendable {
         try sys(.unpackImage, path: link) { rename(staging, link) }
     }
 
+    /// An archive file: an image archive or a root filesystem tarball, told
+    /// apart by content. A root filesystem's "./" says nothing; the first
+    /// member after it does: an image archive starts with names no root
+    /// filesystem has (manifest.json, blobs/, <digest>.tar...), and is read
+    /// once, keeping its small members. Should one turn out to have neither
+    /// manifest.json nor index.json, it is a root filesystem after all and is
+    /// read again from the start.
+    private func loadArchive(_ request: LoadRequest) throws(UrunError) -> ImageRecord {
+        let file = try FileSource(path: request.path)
+        let counted = HashingSource(file)
+        let meter = ProgressMeter(label: baseName(of: request.path), total: file.size, enabled: request.showProgress)
+        counted.onProgress = { meter.update($0) }
+        defer { meter.finish() }
+        let reader = try TarReader(counted, name: request.path, decompress: true)
+        var root: (mode: mode_t, mtime: timespec)?
+        var entry = try reader.next()
+        while let current = entry, ImageArchive.isRoot(archive_entry_pathname(current).map { String(cString: $0) } ?? "") {
+            root = (archive_entry_perm(current) & 0o7777, timespec(tv_sec: archive_entry_mtime(current), tv_nsec: archive_entry_mtime_nsec(current)))
+            entry = try reader.next()
+        }
+        guard let first = entry else { throw .invalid("\(printable(request.path)): an empty archive") }
+        let firstName = archive_entry_pathname(first).map { String(cString: $0) } ?? ""
+
+        if ImageArchive.mayBeImageArchive(firstMember: firstName) {
+            let archive = try ImageArchive(source: request.path, reader: reader, first: first)
+            if archive.format != nil {
+                return try loadImage(archive, request, meter: meter) { (missing) throws(UrunError) in
+                    try unpackLayers(missing, from: request.path, meter: meter)
+                }
+            }
+            try refuseTag(request)
+            let again = HashingSource(try FileSource(path: request.path))
+            let rereader = try TarReader(again, name: request.path, decompress: true)
+            return rootfsRecord(try unpackRootfs(rereader, first: nil, root: nil, counted: again, name: request.path), request)
+        }
+        try refuseTag(request)
+        return rootfsRecord(try unpackRootfs(reader, first: first, root: root, counted: counted, name: request.path), request)
+    }
+
+    /// FILE:TAG of a root filesystem tarball: it has no images to pick from.
+    private func refuseTag(_ request: LoadRequest) throws(UrunError) {
+        guard let tag = request.tag else { return }
+        throw .invalid("image \(printable(request.path)) is a root filesystem tarball: it has no tags (drop \":\(printable(tag))\")")
+    }
+
+    private func rootfsRecord(_ digest: String, _ request: LoadRequest) -> ImageRecord {
+        ImageRecord(
+            id: digest, names: [baseName(of: request.path)], source: request.path, format: "rootfs", config: nil,
+            layers: [digest], loaded: .now())
+    }
+
+    /// An image archive or layout: the image chosen, the layers the cache lacks unpacked.
+    private func loadImage(
+        _ archive: ImageArchive, _ request: LoadRequest, meter: ProgressMeter,
+        unpack: ([String: ImageArchive.Layer]) throws(UrunError) -> Void
+    ) throws(UrunError) -> ImageRecord {
+        let selected = try archive.select(tag: request.tag, id: request.id, platform: request.platform) { notice in
+            meter.finish()
+            writeQuietly(2, "urun: \(printableMessage(notice))\n")
+        }
+        var missing: [String: ImageArchive.Layer] = [:]
+        for layer in selected.layers where fileStatus(layersDirectory + "/" + layerName(layer.diffID)) == nil {
+            missing[layer.member] = layer
+        }
+        if !missing.isEmpty { try unpack(missing) }
+        // A "dir:" layout has no tags: it is known by its directory's name, as a tarball by its file's.
+        let names = selected.names.isEmpty && archive.format == .dockerDir ? [baseName(of: request.path)] : selected.names
+        return ImageRecord(
+            id: selected.id, names: names, source: request.path, format: archive.format?.rawValue ?? "docker",
+            config: selected.config, layers: selected.layers.map(\.diffID), loaded: .now())
+    }
+
     /// A plain root filesystem tarball: one layer, named by the file's sha256.
-    private func unpackRootfs(_ reader: TarReader, first: OpaquePointer, counted: HashingSource, name: String)
-        throws(UrunError) -> String
-    {
+    private func unpackRootfs(
+        _ reader: TarReader, first: OpaquePointer?, root rootEntry: (mode: mode_t, mtime: timespec)?,
+        counted: HashingSource, name: String
+    ) throws(UrunError) -> String {
         let (temporary, root) = try makeTemporary("rootfs")
         defer { closeQuietly(root) }
         do throws(UrunError) {
             var extractor = Extractor(root: root, rootPath: temporary, options: extractorOptions(whiteouts: false))
+            if let rootEntry { extractor.restoreRoot(mode: rootEntry.mode, mtime: rootEntry.mtime) }
             try extractor.extract(from: reader, first: first)
             let digest = try counted.finish()
             report(extractor, name: name)
@@ -272,17 +365,18 @@ public struct ImageStore: Sendable {
         while !pending.isEmpty, let entry = try reader.next() {
             let member = ImageArchive.normalize(archive_entry_pathname(entry).map { String(cString: $0) } ?? "")
             guard let layer = pending.removeValue(forKey: member), archive_entry_filetype(entry) == S_IFREG else { continue }
-            try unpackLayer(layer, reader, source: path)
+            try unpackLayer(layer, EntrySource(reader), source: path)
         }
         if let layer = pending.values.first {
             throw .invalid("\(path): layer \(layer.member), named by the manifest, is not in the archive")
         }
     }
 
-    private func unpackLayer(_ layer: ImageArchive.Layer, _ reader: TarReader, source: String) throws(UrunError) {
+    /// Unpacks one layer from `input` (an archive's member, or a layout's blob file).
+    private func unpackLayer(_ layer: ImageArchive.Layer, _ input: ByteSource, source: String) throws(UrunError) {
         let (temporary, root) = try makeTemporary("layer-" + layer.diffID.prefix(12))
         defer { closeQuietly(root) }
-        let blob = HashingSource(EntrySource(reader))
+        let blob = HashingSource(input)
         do throws(UrunError) {
             let uncompressed = HashingSource(try DecompressingSource(blob, name: "\(source): \(layer.member)"))
             let tar = try TarReader(uncompressed, name: "\(source): \(layer.member)", decompress: false)
@@ -370,10 +464,6 @@ public struct ImageStore: Sendable {
         try writeFile(temporary, merged.json.pretty() + "\n")
         try sys(.unpackImage, path: path) { rename(temporary, path) }
     }
-}
-
-extension String {
-    func replacingSlashes() -> String { String(map { $0 == "/" ? "_" : $0 }) }
 }
 
 /// A one-line progress display on a terminal, for archives large enough to

@@ -2,27 +2,93 @@ import CUrunSyscalls
 import Glibc
 import SystemPackage
 
-/// Reads a whole file (small files: configs, /proc entries).
-public func readFile(_ path: String, at dirfd: CInt = AT_FDCWD) throws(UrunError) -> [UInt8] {
-    let flags = dirfd == AT_FDCWD ? O_RDONLY | O_CLOEXEC : O_RDONLY | O_CLOEXEC | O_NOFOLLOW
+/// What any whole-file read may hold: configs, records, /proc entries, an
+/// image's /etc/passwd. A file beyond it is an error, never a reason to eat memory.
+public let readLimit = 16 << 20
+
+/// Reads a whole file (small files: configs, /proc entries), at most `limit`
+/// bytes. Only a regular file: opened without blocking, so a FIFO or a device
+/// that an image or a container put where a file was expected (/etc/passwd)
+/// is an error, never a hang.
+public func readFile(_ path: String, at dirfd: CInt = AT_FDCWD, limit: Int = readLimit) throws(UrunError) -> [UInt8] {
+    let flags = (dirfd == AT_FDCWD ? O_RDONLY | O_CLOEXEC : O_RDONLY | O_CLOEXEC | O_NOFOLLOW) | O_NONBLOCK | O_NOCTTY
     let fd = try sys(.readFile, path: path) { urun_openat_mode(dirfd, path, flags, 0) }
     defer { closeQuietly(fd) }
-    return try readAll(fd, path: path)
+    var st = stat()
+    guard fstat(fd, &st) == 0 else { throw .kernel(.readFile, path: path, .current) }
+    guard isRegularFile(st) else { throw .invalid("\(printable(path)): not a regular file") }
+    return try readAll(fd, path: path, limit: limit)
 }
 
-/// Reads until end of file.
-public func readAll(_ fd: CInt, path: String? = nil) throws(UrunError) -> [UInt8] {
+/// Reads until end of file; more than `limit` bytes is an error.
+public func readAll(_ fd: CInt, path: String? = nil, limit: Int = readLimit) throws(UrunError) -> [UInt8] {
     var result: [UInt8] = []
     var chunk = [UInt8](repeating: 0, count: 16384)
     while true {
-        let n = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+        let n = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, min($0.count, limit + 1 - result.count)) }
         if n < 0 {
             if errno == EINTR { continue }
             throw .kernel(.readFile, path: path, .current)
         }
         if n == 0 { return result }
         result.append(contentsOf: chunk[0..<n])
+        if result.count > limit { throw .invalid("\(path ?? "input"): larger than \(humanLimit(limit)); urun reads at most that") }
     }
+}
+
+/// A file the user named (--env-file, a seccomp profile): a regular file or a
+/// pipe (`--env-file <(...)`), at most `limit` bytes. A device or directory is
+/// refused by name, and a FIFO that nothing writes to within `seconds` is an
+/// error, not a hang.
+public func readInputFile(_ path: String, what: String, limit: Int = 1 << 20, seconds: Int = 10) throws(UrunError) -> [UInt8] {
+    let shown = "\(what) \(printable(path))"
+    let fd = urun_open_mode(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY, 0)
+    guard fd >= 0 else { throw .invalid("\(shown): \(Errno.current.message)") }
+    defer { closeQuietly(fd) }
+    var st = stat()
+    guard fstat(fd, &st) == 0 else { throw .invalid("\(shown): \(Errno.current.message)") }
+    switch st.st_mode & S_IFMT {
+    case S_IFREG:
+        _ = urun_set_nonblock(fd, 0)
+        guard st.st_size <= limit else { throw .invalid("\(shown): larger than \(humanLimit(limit)); urun reads at most that") }
+        do {
+            return try readAll(fd, path: shown, limit: limit)
+        } catch {
+            throw .invalid("\(shown): \(error)")
+        }
+    case S_IFIFO, S_IFSOCK:
+        var result: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 16384)
+        let deadline = monotonicSeconds() + Double(seconds)
+        while true {
+            var ready = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            let left = deadline - monotonicSeconds()
+            guard left > 0, poll(&ready, 1, CInt(left * 1000)) != 0 else {
+                throw .invalid("\(shown): nothing was written to it within \(seconds) seconds")
+            }
+            let n = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+            if n < 0 {
+                if errno == EINTR || errno == EAGAIN { continue }
+                throw .invalid("\(shown): \(Errno.current.message)")
+            }
+            if n == 0 { return result }
+            result.append(contentsOf: chunk[0..<n])
+            if result.count > limit { throw .invalid("\(shown): larger than \(humanLimit(limit)); urun reads at most that") }
+        }
+    case S_IFDIR:
+        throw .invalid("\(shown): is a directory")
+    default:
+        throw .invalid("\(shown): not a regular file or a pipe")
+    }
+}
+
+private func humanLimit(_ bytes: Int) -> String { bytes >= 1 << 20 ? "\(bytes >> 20) MiB" : "\(bytes >> 10) KiB" }
+
+/// Seconds on the monotonic clock, for deadlines.
+public func monotonicSeconds() -> Double {
+    var t = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &t)
+    return Double(t.tv_sec) + Double(t.tv_nsec) / 1e9
 }
 
 public func readText(_ path: String, at dirfd: CInt = AT_FDCWD) throws(UrunError) -> String {
@@ -98,89 +164,44 @@ public func baseName(of path: String) -> String {
     return String(path[path.index(after: slash)...])
 }
 
-/// rm -rf that never follows symlinks and copes with what overlayfs and
-/// images leave behind: directories without write or search permission.
-/// A missing path is not an error.
-public func removeTree(_ path: String) throws(UrunError) {
-    let parent = parentDirectory(of: path)
-    let parentFD = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-    guard parentFD >= 0 else {
-        if errno == ENOENT { return }
-        throw .kernel(.removeContainerDir, path: parent, .current)
-    }
-    defer { closeQuietly(parentFD) }
-    try removeEntry(baseName(of: path), in: parentFD, isDirectory: nil, displayPath: path)
-}
+/// An entry of a directory listing. Its name is bytes, as the kernel keeps
+/// it: any byte but "/" and NUL, not necessarily UTF-8, so every walk over a
+/// container's or an image's files uses `bytes`, never a decoded string.
+public struct DirectoryEntry: Sendable, Hashable {
+    public let bytes: [UInt8]
+    /// d_type: DT_DIR, DT_REG, ... or DT_UNKNOWN when the file system does not say.
+    public let type: UInt8
 
-/// Removes everything inside the directory `dirfd`, leaving the directory.
-public func removeContents(of dirfd: CInt, displayPath: String) throws(UrunError) {
-    var madeWritable = false
-    for entry in try directoryListing(dirfd, path: displayPath) {
-        do throws(UrunError) {
-            try removeEntry(entry.name, in: dirfd, isDirectory: entry.isDirectory, displayPath: displayPath + "/" + entry.name)
-        } catch {
-            // A directory without write permission (an image's 0555 /usr, say).
-            guard !madeWritable, case .kernel(_, _, .permissionDenied) = error else { throw error }
-            madeWritable = true
-            fchmod(dirfd, 0o700)
-            try removeEntry(entry.name, in: dirfd, isDirectory: entry.isDirectory, displayPath: displayPath + "/" + entry.name)
+    public init(bytes: [UInt8], type: UInt8) {
+        self.bytes = bytes
+        self.type = type
+    }
+
+    /// nil when the file system does not say.
+    public var isDirectory: Bool? { type == UInt8(DT_UNKNOWN) ? nil : type == UInt8(DT_DIR) }
+    /// The name decoded as UTF-8 (for urun's own names, which are ASCII).
+    public var name: String { String(decoding: bytes, as: UTF8.self) }
+    /// The name for a message: invalid bytes and control characters escaped.
+    public var printableName: String { printable(bytes) }
+    public var isValidUTF8: Bool { String(validating: bytes, as: UTF8.self) != nil }
+
+    /// Runs `body` with the name as a C string.
+    public func withCName<R>(_ body: (UnsafePointer<CChar>) -> R) -> R {
+        (bytes + [0]).withUnsafeBufferPointer { buffer in
+            buffer.withMemoryRebound(to: CChar.self) { body($0.baseAddress!) }
         }
     }
-}
-
-private func removeEntry(_ name: String, in dirfd: CInt, isDirectory: Bool?, displayPath: String) throws(UrunError) {
-    if isDirectory != true {
-        if unlinkat(dirfd, name, 0) == 0 || errno == ENOENT { return }
-        guard errno == EISDIR || errno == EPERM else { throw .kernel(.removeContainerDir, path: displayPath, .current) }
-    }
-    if unlinkat(dirfd, name, AT_REMOVEDIR) == 0 || errno == ENOENT { return }
-    var fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
-    if fd < 0 && errno == EACCES {
-        // A directory without search permission (overlayfs' work/work is mode 0).
-        fchmodat(dirfd, name, 0o700, 0)
-        fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
-    }
-    guard fd >= 0 else {
-        if errno == ENOENT { return }
-        throw .kernel(.removeContainerDir, path: displayPath, .current)
-    }
-    defer { closeQuietly(fd) }
-    try removeContents(of: fd, displayPath: displayPath)
-    if unlinkat(dirfd, name, AT_REMOVEDIR) != 0 && errno != ENOENT {
-        throw .kernel(.removeContainerDir, path: displayPath, .current)
-    }
-}
-
-/// An entry of a directory listing; `isDirectory` is nil when the file system does not say.
-public struct DirectoryEntry: Sendable {
-    public let name: String
-    public let isDirectory: Bool?
 }
 
 /// The entries of a directory, without "." and "..", with their types when known.
 public func directoryListing(_ dirfd: CInt, path: String) throws(UrunError) -> [DirectoryEntry] {
-    let copy = urun_dup_cloexec(dirfd)
-    guard copy >= 0, let dir = fdopendir(copy) else {
-        closeQuietly(copy)
-        throw .kernel(.readFile, path: path, .current)
-    }
-    defer { closedir(dir) }
-    rewinddir(dir)
-    var entries: [DirectoryEntry] = []
-    while let entry = readdir(dir) {
-        let name = withUnsafePointer(to: &entry.pointee.d_name) { pointer in
-            pointer.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
-        }
-        if name == "." || name == ".." { continue }
-        let type = entry.pointee.d_type
-        entries.append(DirectoryEntry(name: name, isDirectory: type == UInt8(DT_UNKNOWN) ? nil : type == UInt8(DT_DIR)))
-    }
-    return entries
+    try Listing(dirfd, display: path).entries
 }
 
-/// Names in a directory, without "." and "..".
+/// Names in one of urun's own directories, without "." and "..". A name that
+/// is not UTF-8 was not made by urun and is left out.
 public func directoryEntries(_ dirfd: CInt, path: String) throws(UrunError) -> [String] {
-    try directoryListing(dirfd, path: path).map(\.name)
+    try directoryListing(dirfd, path: path).filter(\.isValidUTF8).map(\.name)
 }
 
 public func directoryEntries(_ path: String) throws(UrunError) -> [String] {

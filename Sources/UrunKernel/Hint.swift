@@ -26,8 +26,21 @@ public enum Hint {
             return "the cache or data directory's file system may not support user xattrs (overlayfs userxattr); move it with URUN_ROOT"
         case (.mountProc, .notPermitted), (.mountSysfs, .notPermitted):
             return "this host hides parts of /proc or /sys (inside another container?); a fresh instance needs a fully visible one"
+        case (.dropPrivileges, .invalidArgument):
+            return "that user or group id is not mapped in the container's user namespace (see /proc/self/uid_map inside)"
         case (.writeUIDMap, .notPermitted), (.writeGIDMap, .notPermitted):
             return "an unprivileged user may map only its own id"
+        case (.unshareNamespaces, .noSpace), (.unshareCgroup, .noSpace), (.joinNamespaces, .noSpace):
+            return "a namespace limit is reached (user.max_*_namespaces, see /proc/sys/user/); raise it with sysctl"
+        case (.makeMountpoint, .noSpace), (.linkDevice, .noSpace):
+            return "the file system holding the container's files is full"
+        case (let step, .noSpace) where step.phase == .mounts || step.phase == .rootfs:
+            // mount(2) says ENOSPC when the mount namespace holds fs.mount-max mounts.
+            return "too many mounts: the mount namespace reached fs.mount-max (\(readSysctl("fs/mount-max") ?? "100000")); fewer volumes, or raise it with sysctl -w fs.mount-max=..."
+        case (.writeLimit, .noSpace), (.createCgroup, .noSpace), (.moveToCgroup, .noSpace):
+            return "the cgroup cannot take it (a controller's limit or cgroup.max.descendants is reached)"
+        case (.writeUIDMap, .noSpace), (.writeGIDMap, .noSpace):
+            return "the kernel takes at most 340 lines in an id map"
         case (_, .noSpace):
             return "the disk is full"
         default:

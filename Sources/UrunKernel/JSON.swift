@@ -51,15 +51,17 @@ public enum JSON: Equatable, Sendable {
         return nil
     }
 
-    public var int: Int? {
-        if case .number(let n) = self { return Int(n) ?? Double(n).flatMap { $0 == $0.rounded() ? Int(exactly: $0) : nil } }
-        return nil
+    /// The number as a `T`; nil when it is not a whole number or does not
+    /// fit (a document may say anything: a number never traps on its way in).
+    public func integer<T: FixedWidthInteger>(_ type: T.Type = T.self) -> T? {
+        guard case .number(let n) = self else { return nil }
+        if let exact = T(n) { return exact }
+        guard let value = Double(n), value.isFinite, value == value.rounded() else { return nil }
+        return T(exactly: value)
     }
 
-    public var uint64: UInt64? {
-        if case .number(let n) = self { return UInt64(n) }
-        return nil
-    }
+    public var int: Int? { integer(Int.self) }
+    public var uint64: UInt64? { integer(UInt64.self) }
 
     public var double: Double? {
         if case .number(let n) = self { return Double(n) }

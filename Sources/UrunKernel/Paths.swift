@@ -18,6 +18,35 @@ public struct UrunPaths: Sendable {
         self.runtime = runtime
     }
 
+    /// Makes the three directories private, creating them when missing: mode
+    /// 0700 whatever the umask, owned by the caller. An image's setuid file in
+    /// the cache is setuid to the user who unpacked it, and a layer's 1777 /tmp
+    /// is writable by anyone who can reach it: nobody else may. An existing
+    /// directory that others can enter is tightened (and the user told once);
+    /// one owned by someone else is refused, naming the fix.
+    public func makePrivate() throws(UrunError) {
+        for directory in [cache, data, runtime] { try Self.makePrivate(directory) }
+    }
+
+    static func makePrivate(_ path: String) throws(UrunError) {
+        try makeDirectories(path, mode: 0o700)
+        let fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard fd >= 0 else { throw .kernel(.createContainerDir, path: path, .current) }
+        defer { closeQuietly(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { throw .kernel(.createContainerDir, path: path, .current) }
+        guard st.st_uid == getuid() else {
+            throw .invalid("\(path) belongs to uid \(st.st_uid), not to you; urun keeps its files only in a directory of yours: remove it, or choose another with --root")
+        }
+        guard st.st_mode & 0o777 != 0o700 else { return }
+        guard fchmod(fd, 0o700) == 0 else {
+            throw .invalid("\(path) can be entered by other users and cannot be made private (\(Errno.current.message)); run: chmod 700 \(path)")
+        }
+        if st.st_mode & 0o077 != 0 {
+            writeQuietly(2, "urun: made \(path) private (it was mode \(String(st.st_mode & 0o777, radix: 8)), open to other users)\n")
+        }
+    }
+
     /// Resolves the directories from `root` (if given) or the environment.
     public static func resolve(root: String? = nil) throws(UrunError) -> UrunPaths {
         if let root = root ?? environment("URUN_ROOT"), !root.isEmpty {

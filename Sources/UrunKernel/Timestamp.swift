@@ -87,6 +87,8 @@ public struct Timestamp: Comparable, Sendable, CustomStringConvertible {
             return
         }
         if let seconds = Double(text) {
+            // Beyond ±10^12 s (30,000 years) is no time at all: nil, never a trap.
+            guard seconds.isFinite, abs(seconds) < 1e12 else { return nil }
             self.init(seconds: Int(seconds), nanoseconds: Int((seconds - seconds.rounded(.down)) * 1e9))
             return
         }
@@ -100,8 +102,10 @@ public struct Timestamp: Comparable, Sendable, CustomStringConvertible {
         var value = 0
         var sawDigit = false
         for c in text {
-            if let digit = c.wholeNumberValue {
+            if let digit = c.wholeNumberValue, c.isASCII {
+                // At most 10^12 seconds, so no sum or product below can overflow.
                 value = value * 10 + digit
+                guard value < 1_000_000_000_000 else { return nil }
                 sawDigit = true
                 continue
             }
@@ -113,6 +117,7 @@ public struct Timestamp: Comparable, Sendable, CustomStringConvertible {
             case "d": total += value * 86400
             default: return nil
             }
+            guard total < 1_000_000_000_000_000 else { return nil }
             value = 0
             sawDigit = false
         }

@@ -16,6 +16,7 @@ extension UrunError {
         case .commandNotFound(let command): (kind, text) = (3, command)
         case .notExecutable(let command, let e): (kind, errno, text) = (4, e.rawValue, command)
         case .usage(let message): (kind, text) = (5, message)
+        case .noSuchImage(let reference): (kind, text) = (6, reference)
         }
         let bytes = Array(text.utf8.prefix(3000))
         var out: [UInt8] = [kind]
@@ -42,6 +43,7 @@ extension UrunError {
         case 3: self = .commandNotFound(text)
         case 4: self = .notExecutable(text, Errno(rawValue: errno))
         case 5: self = .usage(text)
+        case 6: self = .noSuchImage(text)
         default: return nil
         }
     }

@@ -13,13 +13,15 @@ public enum UrunError: Error, Sendable, Equatable, CustomStringConvertible {
     case notExecutable(String, Errno)
     /// A usage error on the command line (exit 125, with a pointer to --help).
     case usage(String)
+    /// IMAGE names no file, directory or cached image.
+    case noSuchImage(String)
 
     /// docker's convention: 125 urun's own failure, 126 cannot invoke, 127 not found.
     public var exitCode: Int32 {
         switch self {
         case .commandNotFound: return 127
         case .notExecutable: return 126
-        case .kernel, .invalid, .usage: return 125
+        case .kernel, .invalid, .usage, .noSuchImage: return 125
         }
     }
 
@@ -33,6 +35,9 @@ public enum UrunError: Error, Sendable, Equatable, CustomStringConvertible {
             return line
         case .invalid(let message), .usage(let message):
             return message
+        case .noSuchImage(let reference):
+            let why = "image \(printable(reference)): no such file or directory"
+            return reference.contains("/") ? why : why + ", and no image of that name in the cache (urun images lists them)"
         case .commandNotFound(let command):
             return command.contains("/")
                 ? "\(command): no such file or directory in the container"

@@ -1,3 +1,4 @@
+import CUrunSyscalls
 import Glibc
 import UrunKernel
 
@@ -10,4 +11,7 @@ public func switchUser(uid: UInt32, gid: UInt32, groups: [UInt32]) throws(UrunEr
     try sys(.dropPrivileges, explain: shown) { groups.withUnsafeBufferPointer { setgroups($0.count, $0.baseAddress) } }
     try sys(.dropPrivileges) { setgid(gid) }
     try sys(.dropPrivileges) { setuid(uid) }
+    // A change of credentials clears PR_SET_PDEATHSIG (prctl(2)): set it
+    // again, so the container still dies with its supervisor.
+    _ = urun_set_pdeathsig(SIGKILL)
 }

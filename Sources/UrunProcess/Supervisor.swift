@@ -42,6 +42,7 @@ public final class Supervisor {
         defer { raw.restore() }
 
         var input = Relay(from: 0, to: master ?? -1)
+        input.preload(raw.typeahead)
         var output = Relay(from: master ?? -1, to: 1)
         if master == nil {
             input.open = false
@@ -116,6 +117,13 @@ struct Relay {
     }
 
     var hasPending: Bool { end > start }
+
+    /// Bytes to pass on before anything read (a terminal's typeahead).
+    mutating func preload(_ bytes: [UInt8]) {
+        let count = min(bytes.count, buffer.count - end)
+        buffer.replaceSubrange(end..<(end + count), with: bytes.prefix(count))
+        end += count
+    }
 
     mutating func register(_ fds: inout [pollfd]) {
         fromIndex = -1

@@ -31,6 +31,13 @@ public final class RawMode {
     private let fd: CInt
     private var saved = termios()
     private var active = false
+    /// What was typed before raw mode took effect, to go to the container
+    /// first. The terminal was canonical then: a ^D typed (or sent by
+    /// script(1) when its own input ended) sits in the kernel's buffer as an
+    /// end-of-file mark that raw mode reads back as a NUL. Such NULs are
+    /// turned back into the terminal's own EOF character, which the
+    /// container's terminal understands as what the user meant.
+    public private(set) var typeahead: [UInt8] = []
 
     public init(fd: CInt) {
         self.fd = fd
@@ -40,7 +47,15 @@ public final class RawMode {
         guard isatty(fd) == 1, tcgetattr(fd, &saved) == 0 else { return }
         var raw = saved
         cfmakeraw(&raw)
-        if tcsetattr(fd, TCSADRAIN, &raw) == 0 { active = true }
+        guard tcsetattr(fd, TCSADRAIN, &raw) == 0 else { return }
+        active = true
+        let pending = urun_pending_input(fd)
+        guard pending > 0 else { return }
+        var bytes = [UInt8](repeating: 0, count: Int(pending))
+        let n = bytes.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+        guard n > 0 else { return }
+        let eof = withUnsafeBytes(of: saved.c_cc) { $0[Int(VEOF)] }
+        typeahead = bytes.prefix(n).map { $0 == 0 && eof != 0 ? eof : $0 }
     }
 
     public func restore() {

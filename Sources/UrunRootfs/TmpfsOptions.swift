@@ -74,6 +74,9 @@ public struct TmpfsMount: Equatable, Sendable {
         guard let target = parts.first, target.hasPrefix("/") else {
             throw .invalid("--tmpfs \(spec): the target must be an absolute path")
         }
+        guard !isContainerRoot(target) else {
+            throw .invalid("--tmpfs \(spec): cannot mount over the container's root (use --read-only, or a path below /)")
+        }
         return TmpfsMount(target: target, options: try TmpfsOptions.parse(parts.count > 1 ? parts[1] : ""))
     }
 }
@@ -98,6 +101,9 @@ public struct Volume: Equatable, Sendable {
             throw .invalid("-v \(spec): expected SOURCE:TARGET[:ro]")
         }
         guard parts[1].hasPrefix("/") else { throw .invalid("-v \(spec): the target must be an absolute path") }
+        guard !isContainerRoot(parts[1]) else {
+            throw .invalid("-v \(spec): cannot mount over the container's root; bind it below /, or use the directory as the IMAGE")
+        }
         var readOnly = false
         if parts.count == 3 {
             for option in parts[2].split(separator: ",") {
@@ -115,4 +121,13 @@ public struct Volume: Equatable, Sendable {
         }
         return Volume(source: source, target: parts[1], readOnly: readOnly)
     }
+}
+
+/// Whether `path` names the container's root itself ("/", "//", "/.", "/a/..").
+func isContainerRoot(_ path: String) -> Bool {
+    var depth = 0
+    for part in path.split(separator: "/") where part != "." {
+        depth = part == ".." ? max(0, depth - 1) : depth + 1
+    }
+    return depth == 0
 }

@@ -10,7 +10,13 @@ extension SeccompProfile {
         }
         guard json.members != nil else { throw bad("the profile", "expected a JSON object") }
         guard let defaultName = json["defaultAction"]?.string else { throw bad("defaultAction", "missing") }
-        let defaultErrno = json["defaultErrnoRet"]?.uint64.map(UInt32.init) ?? 1
+        // errno values live in 12 bits (MAX_ERRNO): anything else is refused, never truncated.
+        func errnoValue(_ value: JSON?, field: String) throws(UrunError) -> UInt32 {
+            guard let value else { return 1 }
+            guard let number = value.integer(UInt32.self), number <= 4095 else { throw bad(field, "expected an errno from 0 to 4095") }
+            return number
+        }
+        let defaultErrno = try errnoValue(json["defaultErrnoRet"], field: "defaultErrnoRet")
         defaultAction = try Self.action(defaultName, errno: defaultErrno, field: "defaultAction", source: source)
 
         architectures = [:]
@@ -39,16 +45,18 @@ extension SeccompProfile {
             if let name = entry["name"]?.string { names.append(name) }
             guard !names.isEmpty else { throw bad(field + ".names", "missing or not a list of strings") }
             guard let actionName = entry["action"]?.string else { throw bad(field + ".action", "missing") }
-            let errno = entry["errnoRet"]?.uint64.map(UInt32.init) ?? 1
+            let errno = try errnoValue(entry["errnoRet"], field: field + ".errnoRet")
             let action = try Self.action(actionName, errno: errno, field: field + ".action", source: source)
             var args: [Argument] = []
             for (j, arg) in (entry["args"]?.array ?? []).enumerated() {
                 guard let index = arg["index"]?.uint64, index < 6 else { throw bad("\(field).args[\(j)].index", "expected 0 to 5") }
-                guard let value = arg["value"]?.uint64 else { throw bad("\(field).args[\(j)].value", "expected a number") }
+                guard let value = arg["value"]?.uint64 else { throw bad("\(field).args[\(j)].value", "expected a number from 0 to 2^64-1") }
                 guard let opName = arg["op"]?.string, let op = Self.operators[opName] else {
                     throw bad("\(field).args[\(j)].op", "unknown operator \(arg["op"]?.string ?? "(missing)")")
                 }
-                args.append(Argument(UInt32(index), op, value, arg["valueTwo"]?.uint64 ?? 0))
+                let valueTwo = arg["valueTwo"].map { $0.uint64 } ?? 0
+                guard let valueTwo else { throw bad("\(field).args[\(j)].valueTwo", "expected a number from 0 to 2^64-1") }
+                args.append(Argument(UInt32(index), op, value, valueTwo))
             }
             rules.append(
                 Rule(

@@ -50,6 +50,10 @@ public struct IDMap: Equatable, Sendable {
     public func hostUID(for inside: UInt32) -> UInt32? { Self.host(inside, in: uids) }
     public func hostGID(for inside: UInt32) -> UInt32? { Self.host(inside, in: gids) }
 
+    /// Whether the host's uid `id` has a name inside.
+    public func mapsHostUID(_ id: UInt32) -> Bool { uids.contains { id >= $0.outside && id - $0.outside < $0.count } }
+    public func mapsHostGID(_ id: UInt32) -> Bool { gids.contains { id >= $0.outside && id - $0.outside < $0.count } }
+
     static func host(_ inside: UInt32, in ranges: [IDRange]) -> UInt32? {
         for range in ranges where inside >= range.inside && inside - range.inside < range.count {
             return range.outside + (inside - range.inside)

@@ -275,10 +275,21 @@ public func runInUserNamespace(
 /// container wrote as another of its users, the same inside the caller's
 /// subordinate mapping.
 public func removeTreeAsOwner(_ path: String) throws(UrunError) {
+    try asOwner { () throws(UrunError) in try removeTree(path) }
+}
+
+/// Removes the entry `entry` of the directory `directory` (a whole tree), as removeTreeAsOwner.
+public func removeEntryAsOwner(_ entry: DirectoryEntry, in directory: CInt, display: String) throws(UrunError) {
+    try asOwner { () throws(UrunError) in try removeEntry(entry, in: directory, display: display) }
+}
+
+/// Runs `body`; if it fails, once more inside the caller's subordinate mapping,
+/// where files a container's other users made are the caller's to remove.
+private func asOwner(_ body: () throws(UrunError) -> Void) throws(UrunError) {
     do {
-        try removeTree(path)
+        try body()
     } catch {
         guard getuid() != 0, let map = try? IDMap.subordinateForCaller(.auto) else { throw error }
-        try runInUserNamespace(map) { () throws(UrunError) in try removeTree(path) }
+        try runInUserNamespace(map, body)
     }
 }

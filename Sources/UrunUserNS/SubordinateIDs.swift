@@ -24,7 +24,8 @@ public struct SubordinateIDs: Equatable, Sendable {
         text.split(separator: "\n").compactMap { line in
             let f = line.split(separator: ":", omittingEmptySubsequences: false)
             guard f.count == 3, f[0] == String(id) || (name != nil && f[0] == name!),
-                let start = UInt32(f[1]), let count = UInt32(f[2]), count > 0
+                let start = UInt32(f[1]), let count = UInt32(f[2]), count > 0,
+                !start.addingReportingOverflow(count).overflow
             else { return nil }
             return Range(start: start, count: count)
         }
@@ -70,8 +71,11 @@ extension IDMap {
             var inside: UInt32 = 1
             var result = [IDRange(inside: 0, outside: own, count: 1)]
             for range in ranges {
+                // The ids inside end below 2^32 - 1 ((uid_t)-1 means "no id"): later ranges are left out.
+                let (end, overflow) = inside.addingReportingOverflow(range.count)
+                guard !overflow, end < UInt32.max else { break }
                 result.append(IDRange(inside: inside, outside: range.start, count: range.count))
-                inside += range.count
+                inside = end
             }
             return result
         }

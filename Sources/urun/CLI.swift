@@ -30,6 +30,12 @@ static func main(_ arguments: [String]) -> Int32 {
         writeQuietly(2, globalHelp)
         return 125
     }
+    if otherToolsVerbs.contains(arguments[0]) && fileStatus(arguments[0], followLinks: true) == nil {
+        // `urun commit ...` from docker's or podman's habits: not an image named "commit".
+        let verbs = commands.filter { !$0.spec.hidden }.map { $0.spec.name }
+        writeQuietly(2, "urun: '\(arguments[0])' is not a urun command; urun's commands are: \(verbs.joined(separator: ", "))\nSee 'urun --help'.\n")
+        return 125
+    }
     let command: any Command.Type
     if arguments.count > 1, let verb = commands.first(where: { $0.spec.name == arguments[0] + " " + arguments[1] }) {
         command = verb  // `urun image prune`, `urun system df`
@@ -44,12 +50,17 @@ static func main(_ arguments: [String]) -> Int32 {
         command = RunCommand.self  // `urun IMAGE [COMMAND...]` is `urun run IMAGE [COMMAND...]`
     }
 
+    let parsed: ParsedArguments
     do {
-        let parsed = try parse(arguments, as: command.spec)
-        if parsed.wantsHelp {
-            print(command.spec.help, terminator: "")
-            return 0
-        }
+        parsed = try parse(arguments, as: command.spec)
+    } catch {
+        return CLI.usage(error)
+    }
+    if parsed.wantsHelp {
+        print(command.spec.help, terminator: "")
+        return 0
+    }
+    do {
         return try command.run(parsed, globals)
     } catch let error as UsageError {
         return CLI.usage(error)
@@ -57,20 +68,33 @@ static func main(_ arguments: [String]) -> Int32 {
         if case .usage(let message) = error {
             return CLI.usage(UsageError(message: message, command: command.spec.name))
         }
-        writeQuietly(2, "urun: \(error)\n")
+        var message = error.description
+        if case .noSuchImage(let reference) = error, let bare = parsed.argumentAfterBareOption, bare.argument == reference {
+            message += "; if \"\(printable(reference))\" was meant as the value of --\(bare.option), write --\(bare.option)=\(printable(reference))"
+        }
+        writeQuietly(2, "urun: \(printableMessage(message))\n")
         return error.exitCode
     } catch {
-        writeQuietly(2, "urun: \(error)\n")
+        writeQuietly(2, "urun: \(printableMessage(String(describing: error)))\n")
         return 125
     }
 }
 
 static func usage(_ error: UsageError) -> Int32 {
     let verb = error.command.isEmpty ? "" : " \(error.command)"
-    writeQuietly(2, "urun: \(error.message)\nSee 'urun\(verb) --help'.\n")
+    writeQuietly(2, "urun: \(printableMessage(error.message))\nSee 'urun\(verb) --help'.\n")
     return 125
 }
 }
+
+/// Verbs of docker and podman that urun does not have (yet): typed from
+/// habit, each is said to be no urun command rather than taken for an image.
+let otherToolsVerbs: Set<String> = [
+    "build", "builder", "buildx", "commit", "compose", "config", "container", "context", "cp", "diff", "events",
+    "export", "generate", "healthcheck", "history", "import", "info", "init", "kube", "load", "login", "logout",
+    "machine", "manifest", "mount", "network", "pod", "port", "pull", "push", "rename", "save", "search", "secret",
+    "service", "stack", "swarm", "tag", "top", "trust", "unmount", "unshare", "untag", "update", "version", "volume",
+]
 
 /// Options that come before the verb.
 struct Globals {
@@ -78,6 +102,13 @@ struct Globals {
 
     /// The same options, for a urun that this one starts (a monitor).
     var arguments: [String] { root.map { ["--root", $0] } ?? [] }
+
+    /// Where urun keeps things, made private before anything is put there.
+    func paths() throws -> UrunPaths {
+        let paths = try UrunPaths.resolve(root: root)
+        try paths.makePrivate()
+        return paths
+    }
 }
 
 /// One verb of the command line.

@@ -40,6 +40,9 @@ import Testing
         #expect(parsed.value("explain") == "text")
         #expect(parsed.positionals == ["img"])
         #expect(try parse(["--explain=json", "img"], as: spec).value("explain") == "json")
+        // Noted, so that "--explain xml" failing as an image can say what was probably meant.
+        #expect(parsed.argumentAfterBareOption?.option == "explain" && parsed.argumentAfterBareOption?.argument == "img")
+        #expect(try parse(["--explain=json", "img"], as: spec).argumentAfterBareOption == nil)
     }
 
     @Test func doubleDashEndsOptions() throws {

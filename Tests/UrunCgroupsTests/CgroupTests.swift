@@ -1,5 +1,6 @@
 import Glibc
 import Testing
+import UrunTestSupport
 import UrunKernel
 @testable import UrunCgroups
 
@@ -32,9 +33,10 @@ import UrunKernel
         #expect(CgroupHierarchy.parse(mountinfo: unified, procSelfCgroup: "0::/../../elsewhere\n") == nil)
     }
 
-    @Test func theRealHostIsRead() {
+    @Test(.requiring(CgroupHierarchy.discover() != nil, "this host mounts no cgroup v2 hierarchy"))
+    func theRealHostIsRead() throws {
         // Whatever this host is, discovery must agree with /proc.
-        guard let h = CgroupHierarchy.discover() else { return }
+        let h = try #require(CgroupHierarchy.discover())
         #expect(access(h.own.path + "/cgroup.procs", F_OK) == 0)
         #expect((try? h.own.processes())?.contains(getpid()) == true)
     }
@@ -122,6 +124,9 @@ import UrunKernel
         #expect(throws: UrunError.self) { try limits.setCPUs("-1", available: 4) }
         #expect(throws: UrunError.self) { try limits.setCPUSet("0-9", mems: false, available: 4) }
         #expect(throws: UrunError.self) { try limits.setCPUSet("3-1", mems: false, available: 4) }
+        // A range is bounded before it is expanded: no array of 10^13 numbers.
+        #expect(throws: UrunError.self) { try limits.setCPUSet("0-9999999999999", mems: true, available: 4) }
+        #expect(throws: UrunError.self) { try limits.setCPUSet("0-99999999999999999999", mems: false, available: 4) }
         #expect(throws: UrunError.self) { try limits.setCPUShares("1") }
         #expect(throws: UrunError.self) { try limits.setPidsLimit("lots") }
         #expect(throws: UrunError.self) { try limits.setMemorySwap("64m") }  // without --memory
@@ -136,10 +141,15 @@ import UrunKernel
         #expect(limits.settings.map(\.value) == ["max", "max"])
     }
 
-    @Test func deviceLimitsNameTheDeviceNumbers() throws {
-        let candidates: [String] = ["/dev/loop0", "/dev/vda", "/dev/sda", "/dev/nvme0n1"]
-        let device = candidates.first { access($0, F_OK) == 0 }
-        guard let device else { return }
+    /// The first block device node in /dev, found through /sys/class/block.
+    static let blockDevice: String? = {
+        let names = (try? directoryEntries("/sys/class/block")) ?? []
+        return names.sorted().map { "/dev/" + $0 }.first { fileStatus($0, followLinks: true).map { $0.st_mode & S_IFMT == S_IFBLK } ?? false }
+    }()
+
+    @Test(.requiring(blockDevice != nil, "this host has no block device node in /dev"))
+    func deviceLimitsNameTheDeviceNumbers() throws {
+        let device = try #require(Self.blockDevice)
         var limits = ResourceLimits()
         try limits.setDeviceLimit(device + ":1mb", .writeBPS)
         var st = stat()

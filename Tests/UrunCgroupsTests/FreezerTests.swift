@@ -1,13 +1,14 @@
 import Foundation
 import Glibc
 import Testing
+import UrunTestSupport
 import UrunKernel
 @testable import UrunCgroups
 
 /// The freezer and cgroup.kill on a real cgroup v2 (the lifecycle verbs build
 /// on these). Making a cgroup outside a delegated subtree needs root; the
 /// unprivileged path runs in the integration tests through `urun pause` and `urun kill`.
-@Suite(.enabled(if: getuid() == 0 && CgroupHierarchy.discover() != nil, "needs root and a cgroup2 mount"))
+@Suite(.requiring(getuid() == 0 && CgroupHierarchy.discover() != nil, "needs root and a cgroup2 mount"))
 struct FreezerTests {
     @Test func freezeThawAndKillAWholeCgroup() throws {
         let hierarchy = try #require(CgroupHierarchy.discover())

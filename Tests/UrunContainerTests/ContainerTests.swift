@@ -1,6 +1,7 @@
 import Glibc
 import Testing
 import UrunKernel
+import UrunProcess
 @testable import UrunContainer
 
 @Suite struct EnvironmentTests {
@@ -14,15 +15,26 @@ import UrunKernel
         #expect(!env.contains { $0.hasPrefix("USER=") })
     }
 
-    @Test func bareNamesComeFromUrunsEnvironment() {
+    @Test func bareNamesComeFromUrunsEnvironment() throws {
         setenv("URUN_TEST_VALUE", "from host", 1)
-        #expect(ContainerEnvironment.fromFlags(["URUN_TEST_VALUE", "URUN_TEST_UNSET_X", "K=v"]) == ["URUN_TEST_VALUE=from host", "K=v"])
+        #expect(try ContainerEnvironment.fromFlags(["URUN_TEST_VALUE", "URUN_TEST_UNSET_X", "K=v"]) == ["URUN_TEST_VALUE=from host", "K=v"])
     }
 
     @Test func envFile() throws {
         let env = try ContainerEnvironment.parseFile("# comment\n\nA=1\nB=two words\n", path: "f")
         #expect(env == ["A=1", "B=two words"])
         #expect(throws: UrunError.self) { try ContainerEnvironment.parseFile("bad key=1\n", path: "f") }
+    }
+
+    /// docker refuses these names too: no program could read them back.
+    @Test(arguments: ["=x", "A B=1", "A\tB=1", "A\nB=1", "\u{1B}[31m=x", ""])
+    func badNamesAreRefused(_ entry: String) {
+        #expect(throws: UrunError.self) { try ContainerEnvironment.fromFlags([entry]) }
+    }
+
+    @Test func valuesMayHoldAnything() throws {
+        // A value may span lines (a certificate, a script): only names are checked.
+        #expect(try ContainerEnvironment.fromFlags(["CERT=a\nb", "EMPTY="]) == ["CERT=a\nb", "EMPTY="])
     }
 }
 
@@ -76,5 +88,16 @@ import UrunKernel
         #expect(try ContainerUser.resolve("4242:7", rootfs: root).gid == 7)
         #expect(throws: UrunError.self) { try ContainerUser.resolve("nobody", rootfs: root) }
         #expect(throws: UrunError.self) { try ContainerUser.resolve("app:nogroup", rootfs: root) }
+    }
+}
+
+/// A state file is read back, whatever numbers it holds, without a trap.
+@Suite struct StateRecordTests {
+    @Test func outOfRangeNumbersAreDropped() throws {
+        let json = try JSON(parsing: #"{"status":"running","pid":99999999999,"exitCode":-99999999999,"pidStartTime":-1,"monitorPid":1,"monitorStartTime":2}"#)
+        let state = ContainerState(json: json)
+        #expect(state.pid == 0 && state.exitCode == nil && state.pidStartTime == 0)
+        #expect(state.monitor == ProcessIdentity(pid: 1, startTime: 2))
+        #expect(ContainerState(json: state.json).monitor == state.monitor, "the supervisor survives a round trip")
     }
 }

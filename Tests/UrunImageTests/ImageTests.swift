@@ -212,7 +212,7 @@ func shell(_ command: String) -> (Int32, String) {
         } catch {
             #expect(error.description.contains("not a tar archive"))
         }
-        #expect(throws: UrunError.invalid("image /no/such/image.tar: no such file or directory")) {
+        #expect(throws: UrunError.noSuchImage("/no/such/image.tar")) {
             try scratch.store.image(for: "/no/such/image.tar")
         }
     }

@@ -1,6 +1,7 @@
 import Foundation
 import Glibc
 import Testing
+import UrunTestSupport
 
 /// --help, the man page, the CLI reference and the shell completions all come
 /// from the command declarations: the checked-in ones must equal what the
@@ -18,12 +19,12 @@ import Testing
         #expect(man.stdout == (try checkedIn("Docs/urun.1")), "Docs/urun.1 is stale: urun manpage > Docs/urun.1")
         let markdown = h.urun(["manpage", "--markdown"])
         #expect(markdown.stdout == (try checkedIn("Docs/cli.md")), "Docs/cli.md is stale: urun manpage --markdown > Docs/cli.md")
-        if access("/usr/bin/groff", X_OK) == 0 {
-            let warnings = Harness.sh("groff -man -ww -z '\(Harness.packageRoot)/Docs/urun.1' 2>&1")
-            #expect(warnings.stdout.isEmpty, "\(warnings)")
-        } else {
-            print("CLIDocsTests: groff is not installed; the man page's roff is not checked for warnings")
-        }
+    }
+
+    @Test(.requiring(access("/usr/bin/groff", X_OK) == 0, "groff is not installed (groff-base)"))
+    func theManPageHasNoRoffWarnings() {
+        let warnings = Harness.sh("groff -man -ww -z '\(Harness.packageRoot)/Docs/urun.1' 2>&1")
+        #expect(warnings.stdout.isEmpty, "\(warnings)")
     }
 
     /// Every verb the global help lists has a --help that starts with its
@@ -89,10 +90,7 @@ import Testing
             ("fish", directory + "/urun.fish", "source \(directory)/urun.fish && complete -C 'urun run --network ' && complete -C 'urun image pr'"),
             ("zsh", directory + "/_urun", zshDriver),
         ] {
-            guard access("/usr/bin/\(shell)", X_OK) == 0 else {
-                print("CLIDocsTests: \(shell) is not installed; its completion script is generated but not loaded")
-                continue
-            }
+            try require(access("/usr/bin/\(shell)", X_OK) == 0, "\(shell) is not installed: its completion script is not loaded")
             let generated = h.urun(["completion", shell])
             #expect(generated.status == 0)
             FileManager.default.createFile(atPath: file, contents: Data(generated.stdout.utf8))

@@ -165,11 +165,8 @@ import UrunTestSupport
     }
 
     /// A Debian root filesystem with the host's own dpkg, and the package.
-    @Test func dpkgInstallsALocalPackage() throws {
-        guard access("/usr/bin/dpkg", X_OK) == 0, access("/usr/bin/dpkg-deb", X_OK) == 0 else {
-            print("FakeRootTests: no dpkg on this host to build a Debian root filesystem from; dpkg -i is not checked")
-            return
-        }
+    @Test(.requiring(access("/usr/bin/dpkg", X_OK) == 0 && access("/usr/bin/dpkg-deb", X_OK) == 0, "no dpkg on this host to build a Debian root filesystem from"))
+    func dpkgInstallsALocalPackage() throws {
         let root = h.freshRoot()
         let tree = root + "/debian"
         try #require(Self.makePackage(in: root).status == 0)
@@ -202,23 +199,22 @@ import UrunTestSupport
         let refused = h.urun(["--userns", "single", "--fake-root=false", image, "/usr/bin/dpkg", "-i", "/hello.deb"], root: root)
         #expect(refused.status != 0, "without fake root the maintainer script's chown fails: \(refused)")
         #expect(refused.stderr.contains("post-installation script"), "\(refused)")
-        if h.subordinateRange != nil {
+        if h.subordinateRange != nil {  // CI's test user has them: RunTests requires it
             // With subordinate ids the chown is real.
             let real = h.urun([image, "sh", "-c", "/usr/bin/dpkg -i /hello.deb >/dev/null && stat -c %u:%g /usr/share/hello-urun/file"], root: root)
             #expect(real.stdout == "100:100\n", "\(real)")
         }
-        print("FakeRootTests: no Alpine root filesystem or apk on this host; apk add is not checked")
     }
 
     /// apt-get installs a local .deb in a real Debian root filesystem, in
     /// both modes. apt's downloader switches to the _apt user and checks;
     /// under fake root urun tells apt to stay root.
-    @Test func aptGetInstallsALocalPackage() throws {
-        let candidates = [ProcessInfo.processInfo.environment["URUN_TEST_DEBIAN_ROOTFS"], Harness.packageRoot + "/.build/bench/debian-minbase.tar.zst"]
-        guard let rootfs = candidates.compactMap({ $0 }).first(where: { access($0, R_OK) == 0 }) else {
-            print("FakeRootTests: no Debian root filesystem tarball (Helpers/bench/run makes one with mmdebstrap, or set URUN_TEST_DEBIAN_ROOTFS); apt-get install is not checked")
-            return
-        }
+    static let debianRootfs = [ProcessInfo.processInfo.environment["URUN_TEST_DEBIAN_ROOTFS"], Harness.packageRoot + "/.build/bench/debian-minbase.tar.zst"]
+        .compactMap { $0 }.first { access($0, R_OK) == 0 }
+
+    @Test(.requiring(debianRootfs != nil, "no Debian root filesystem tarball (Helpers/test makes one with mmdebstrap as root; or set URUN_TEST_DEBIAN_ROOTFS)"))
+    func aptGetInstallsALocalPackage() throws {
+        let rootfs = try #require(Self.debianRootfs)
         let root = h.freshRoot()
         try #require(Self.makePackage(in: root + "/pkgs").status == 0)
         let image = root + "/debian.tar.zst"

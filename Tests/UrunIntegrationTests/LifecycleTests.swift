@@ -1,6 +1,7 @@
 import Foundation
 import Glibc
 import Testing
+import UrunTestSupport
 
 /// Kept containers and the verbs docker users know, as an unprivileged user.
 @Suite(harnessAvailable) struct LifecycleTests {
@@ -82,11 +83,8 @@ import Testing
 
     /// What a container wrote as another of its users (a subordinate id on
     /// the host, which the caller cannot remove from outside) goes with rm.
-    @Test func rmRemovesFilesOwnedBySubordinateIDs() {
-        guard h.subordinateRange != nil else {
-            print("LifecycleTests: the test user has no subordinate ids; removal of their files is not checked")
-            return
-        }
+    @Test(.requiring(Harness.shared.subordinateRange != nil, "the test user has no subordinate ids in /etc/subuid and /etc/subgid, or uidmap is not installed"))
+    func rmRemovesFilesOwnedBySubordinateIDs() {
         let r = root()
         let script = "mkdir -p /srv/d/e && touch /srv/d/e/f && chown -R 100:100 /srv/d && chmod -R 700 /srv/d && stat -c %u /srv/d/e/f"
         let run = u(r, ["run", "--name", "owned", h.image(), "sh", "-c", script])
@@ -176,7 +174,7 @@ import Testing
         #expect(nothingLeft(r))
     }
 
-    @Test(.enabled(if: DelegatedCgroup.forLifecycle != nil, Comment(rawValue: DelegatedCgroup.skipReason)))
+    @Test(.requiring(DelegatedCgroup.forLifecycle != nil, DelegatedCgroup.skipReason))
     func statsShowsTheContainersCgroup() {
         let r = root()
         let d = DelegatedCgroup.forLifecycle!
@@ -271,7 +269,7 @@ import Testing
         #expect(u(r, ["rm", "-f", "p"]).status == 0)
     }
 
-    @Test(.enabled(if: DelegatedCgroup.forLifecycle != nil, Comment(rawValue: DelegatedCgroup.skipReason)))
+    @Test(.requiring(DelegatedCgroup.forLifecycle != nil, DelegatedCgroup.skipReason))
     func pauseAndUnpauseFreezeTheWholeContainer() throws {
         let r = root()
         let d = DelegatedCgroup.forLifecycle!

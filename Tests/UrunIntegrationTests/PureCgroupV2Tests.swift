@@ -1,6 +1,7 @@
 import Foundation
 import Glibc
 import Testing
+import UrunTestSupport
 
 /// The limits themselves, proven on a pure cgroup v2 host made on the spot.
 /// This project's CI machine has hybrid cgroups, whose cgroup2 holds no
@@ -8,7 +9,7 @@ import Testing
 /// Helpers/verify-limits-vm boots a throwaway VM with the distribution's
 /// kernel from /boot and cgroup2 as its only hierarchy, where an unprivileged user runs
 /// urun with each limit and Helpers/verify-limits measures what it did.
-@Suite(harnessAvailable, .enabled(if: VirtualMachine.missing == nil, Comment(rawValue: VirtualMachine.missing ?? "")))
+@Suite(harnessAvailable, .requiring(VirtualMachine.missing == nil, VirtualMachine.missing ?? ""))
 struct PureCgroupV2Tests {
     let h = Harness.shared
 

@@ -1,6 +1,7 @@
 import Foundation
 import Glibc
 import Testing
+import UrunTestSupport
 
 /// `urun IMAGE COMMAND`: the core path, run as an unprivileged user.
 @Suite(harnessAvailable) struct RunTests {
@@ -18,11 +19,9 @@ import Testing
         #expect(single.lines[3].split(separator: " ") == ["0", "\(gid)", "1"])
     }
 
-    @Test func subordinateIDsAreMappedWhenGranted() throws {
-        guard let range = h.subordinateRange else {
-            print("RunTests: \(h.user?.name ?? "this user") has no range in /etc/subuid and /etc/subgid, or uidmap is missing: the subordinate mapping is not checked")
-            return
-        }
+    @Test(.requiring(Harness.shared.subordinateRange != nil, "the test user has no subordinate ids in /etc/subuid and /etc/subgid, or uidmap is not installed"))
+    func subordinateIDsAreMappedWhenGranted() throws {
+        let range = try #require(h.subordinateRange)
         let uid = h.user?.uid ?? getuid()
         let result = h.urun([h.image(), "sh", "-c", "cat /proc/self/uid_map; touch /tmp/f && chown 100:50 /tmp/f && stat -c '%u %g' /tmp/f; su app -c id; id"])
         #expect(result.status == 0, "\(result)")

@@ -1,10 +1,11 @@
 import Foundation
 import Glibc
 import Testing
+import UrunTestSupport
 
 /// What a container started by an unprivileged user can and cannot do, as
 /// the escape probe (Tests/Probes/escape-probe.c) reports it from inside.
-@Suite(harnessAvailable, .enabled(if: escapeProbe != nil, "the escape probe cannot be built here"))
+@Suite(harnessAvailable, .requiring(escapeProbe != nil, "the escape probe cannot be built here (needs gcc and libc6-dev)"))
 struct SecurityTests {
     let h = Harness.shared
 
@@ -256,5 +257,40 @@ struct SecurityTests {
         // Inside, the symlinks lead to a copy of the host path in the container's own tree.
         #expect(result.lines == [host + "/work", "/rel/etc/passwd"], "\(result)")
         #expect(try FileManager.default.contentsOfDirectory(atPath: host).isEmpty, "nothing was created on the host")
+    }
+}
+
+/// What a hostile container leaves in its own files cannot hang urun or
+/// make it read the host's files.
+@Suite(harnessAvailable) struct HostileContainerTests {
+    let h = Harness.shared
+
+    @Test func aFIFOAsEtcPasswdDoesNotHangExec() {
+        let r = h.freshRoot()
+        let run = h.urun(["run", "-d", "--network", "none", "--name", "fifo", h.image(), "sh", "-c", "rm -f /etc/passwd /etc/group && mkfifo /etc/passwd /etc/group && exec sleep 6061"], root: r)
+        #expect(run.status == 0, "\(run)")
+        #expect(waitFor { h.urun(["exec", "fifo", "test", "-p", "/etc/passwd"], root: r).status == 0 })
+        let started = Date()
+        // (echo, not id: busybox's id reads /etc/passwd itself.)
+        let exec = h.urun(["exec", "fifo", "echo", "in"], root: r, timeout: 20)
+        #expect(exec.text == "in", "\(exec)")
+        #expect(Date().timeIntervalSince(started) < 10, "a FIFO is not opened for reading")
+        #expect(h.urun(["rm", "-f", "fifo"], root: r).status == 0)
+    }
+
+    /// With --cap-add SYS_ADMIN a container can swap its /etc/hosts for a
+    /// symlink to a host path; a container joining its network copies the
+    /// file read inside that container's root, never the host's.
+    @Test func aJoinedContainersSymlinksResolveInsideIt() {
+        let r = h.freshRoot()
+        let secret = r + "-secret"
+        Harness.sh("echo host-secret > \(secret) && chown \(h.uid) \(secret) && chmod 600 \(secret)")
+        defer { unlink(secret) }
+        let script = "umount /etc/hosts && rm -f /etc/hosts && ln -s \(secret) /etc/hosts && touch /ready && exec sleep 6062"
+        #expect(h.urun(["run", "-d", "--cap-add", "SYS_ADMIN", "--network", "none", "--name", "evil", h.image(), "sh", "-c", script], root: r).status == 0)
+        #expect(waitFor { h.urun(["exec", "evil", "test", "-f", "/ready"], root: r).status == 0 })
+        let joined = h.urun(["run", "--network", "container:evil", h.image(), "cat", "/etc/hosts"], root: r)
+        #expect(!joined.stdout.contains("host-secret"), "the host's file was read: \(joined)")
+        #expect(h.urun(["rm", "-f", "evil"], root: r).status == 0)
     }
 }

@@ -90,5 +90,11 @@ import UrunKernel
         #expect(throws: UrunError.self) { try Volume.parse("/etc:relative") }
         #expect(throws: UrunError.self) { try Volume.parse("/etc") }
         #expect(throws: UrunError.self) { try Volume.parse("/etc:/x:rx") }
+        // Nothing is mounted over the container's root, however the target is spelt.
+        for root in ["/", "//", "/.", "/tmp/..", "/./x/../"] {
+            #expect(throws: UrunError.self, "\(root)") { try Volume.parse("/tmp:" + root) }
+            #expect(throws: UrunError.self, "\(root)") { try TmpfsMount.parse(root) }
+        }
+        #expect(try Volume.parse("/tmp:/x/..y").target == "/x/..y")
     }
 }

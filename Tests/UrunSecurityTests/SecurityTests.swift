@@ -163,6 +163,12 @@ import UrunKernel
             (#"{"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ALLOW", "args": [{"index": 0, "value": 1, "op": "SCMP_CMP_ABOUT"}]}]}"#, "syscalls[0].args[0].op"),
             (#"{"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ALLOW", "args": [{"index": 6, "value": 1, "op": "SCMP_CMP_EQ"}]}]}"#, "syscalls[0].args[0].index"),
             (#"{"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ALLOW", "includes": {"minKernel": "six"}}]}"#, "syscalls[0].includes.minKernel"),
+            // Numbers out of range are refused, never truncated or trapped on.
+            (#"{"defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": 4294967296, "syscalls": []}"#, "defaultErrnoRet"),
+            (#"{"defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": -1, "syscalls": []}"#, "defaultErrnoRet"),
+            (#"{"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ERRNO", "errnoRet": 70000}]}"#, "syscalls[0].errnoRet"),
+            (#"{"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ALLOW", "args": [{"index": 0, "value": 18446744073709551616, "op": "SCMP_CMP_EQ"}]}]}"#, "syscalls[0].args[0].value"),
+            (#"{"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ALLOW", "args": [{"index": 0, "value": 1, "valueTwo": -3, "op": "SCMP_CMP_EQ"}]}]}"#, "syscalls[0].args[0].valueTwo"),
         ]
         for (text, field) in cases {
             let error = #expect(throws: UrunError.self, "\(text)") { try parse(text) }

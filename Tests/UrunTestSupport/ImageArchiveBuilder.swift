@@ -35,6 +35,9 @@ public struct ImageArchiveBuilder {
             case "\"": out += "\\\""
             case "\\": out += "\\\\"
             case "\n": out += "\\n"
+            case _ where c.value < 0x20:
+                let hex = String(c.value, radix: 16)
+                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
             default: out.unicodeScalars.append(c)
             }
         }
@@ -77,6 +80,27 @@ public struct ImageArchiveBuilder {
         tar.add(configName, bytes: config)
         let manifest = "[{\"Config\":\(Self.quoted(configName)),\"RepoTags\":\(Self.list(tags)),\"Layers\":\(Self.list(members))}]"
         tar.add("manifest.json", content: manifest)
+        return tar.archive
+    }
+
+    /// Several images in one docker save archive, their layers each written once.
+    public static func dockerSave(images: [ImageArchiveBuilder]) -> [UInt8] {
+        var tar = TarWriter()
+        var written = Set<String>()
+        var entries: [String] = []
+        for image in images {
+            let config = image.configJSON()
+            let configName = sha256(config) + ".json"
+            var members: [String] = []
+            for layer in image.layers {
+                let id = sha256(layer)
+                members.append(id + "/layer.tar")
+                if written.insert(id).inserted { tar.add(id + "/layer.tar", bytes: layer) }
+            }
+            if written.insert(configName).inserted { tar.add(configName, bytes: config) }
+            entries.append("{\"Config\":\(quoted(configName)),\"RepoTags\":\(list(image.tags)),\"Layers\":\(list(members))}")
+        }
+        tar.add("manifest.json", content: "[" + entries.joined(separator: ",") + "]")
         return tar.archive
     }
 

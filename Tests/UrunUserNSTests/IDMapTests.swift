@@ -28,6 +28,18 @@ import UrunUserNS
         #expect(IDMap.text(map.uids) == "0 1000 1\n1 100000 65536\n")
     }
 
+    /// /etc/subuid is read as numbers that may overflow: such lines are
+    /// dropped, and the ids inside never pass 2^32 - 2.
+    @Test func subordinateRangesNeverOverflow() {
+        let subuid = "u:4294967000:1000\nu:100000:65536\nu:1:4294901760\nu:x:1\n"
+        let ids = SubordinateIDs.parse(subuid: subuid, subgid: "u:100000:65536\n", name: "u", uid: 1000)
+        #expect(ids?.uids.map(\.start) == [100_000, 1], "a range that passes 2^32 on the host is dropped")
+        let map = IDMap.subordinate(hostUID: 1000, hostGID: 1000, ids!)
+        #expect(map.uids.count == 2, "the range that would pass 2^32 - 1 is left out")
+        #expect(map.hostUID(for: 65536) == 165_535)
+        #expect(map.mapsHostUID(1000) && map.mapsHostUID(100_000) && !map.mapsHostUID(99_999))
+    }
+
     @Test func namespaceFlagNames() {
         let names = ([.user, .pid, .network] as Namespaces).flagNames
         #expect(names == "CLONE_NEWUSER|CLONE_NEWPID|CLONE_NEWNET")

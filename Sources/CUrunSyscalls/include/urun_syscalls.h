@@ -101,6 +101,8 @@ int urun_set_child_subreaper(void);
 
 int urun_set_controlling_tty(int fd);
 int urun_get_winsize(int fd, unsigned short *rows, unsigned short *cols);
+/// Bytes waiting to be read on a terminal or pipe (FIONREAD); -1 on error.
+int urun_pending_input(int fd);
 int urun_set_winsize(int fd, unsigned short rows, unsigned short cols);
 int urun_unlock_pt(int master_fd);
 int urun_pt_number(int master_fd, unsigned int *number);

@@ -32,7 +32,7 @@ enum ContainerOptions {
         OptionSpec("dns-option", value: "OPTION", help: "An option line for /etc/resolv.conf (ndots:2, ...)", repeatable: true),
         OptionSpec("add-host", value: "NAME:IP", help: "Add a line to /etc/hosts", repeatable: true),
         OptionSpec("tty", short: "t", help: "Allocate a terminal in the container"),
-        OptionSpec("interactive", short: "i", help: "Keep stdin open (always the case for a foreground run)"),
+        OptionSpec("interactive", short: "i", help: "Pass stdin to the container (an unnamed foreground run always does)"),
         OptionSpec("init", help: "Run a minimal init as PID 1 that reaps zombies and forwards signals"),
         OptionSpec("stop-signal", value: "SIGNAL", help: "Signal `urun stop` sends first (default SIGTERM)"),
         OptionSpec("stop-timeout", value: "SECONDS", help: "Seconds `urun stop` waits before SIGKILL (default 10)"),
@@ -66,23 +66,27 @@ enum ContainerOptions {
 
     /// Options → ContainerSpec, validating everything before anything is created.
     static func containerSpec(from arguments: ParsedArguments) throws -> ContainerSpec {
+        if let name = arguments.value("name") { try ContainerStore.validate(name: name) }
         var spec = ContainerSpec(image: arguments.positionals[0])
         spec.command = Array(arguments.positionals.dropFirst())
         for file in arguments.values("env-file") {
-            guard let text = try? readText(file) else {
-                throw UrunError.invalid("--env-file \(file): \(Errno.current.message)")
-            }
+            let text = String(decoding: try readInputFile(file, what: "--env-file"), as: UTF8.self)
             spec.environment += try ContainerEnvironment.parseFile(text, path: file)
         }
-        spec.environment += ContainerEnvironment.fromFlags(arguments.values("env"))
-        if let workdir = arguments.value("workdir") {
-            guard workdir.hasPrefix("/") else { throw UrunError.usage("--workdir \(workdir): must be an absolute path") }
+        spec.environment += try ContainerEnvironment.fromFlags(arguments.values("env"))
+        if let workdir = try plain(arguments, "workdir") {
+            guard workdir.hasPrefix("/") else { throw UrunError.usage("--workdir \(printable(workdir)): must be an absolute path") }
             spec.workingDirectory = workdir
         }
-        spec.user = arguments.value("user")
+        spec.user = try plain(arguments, "user")
         if let entrypoint = arguments.value("entrypoint") { spec.entrypoint = entrypoint.isEmpty ? [] : [entrypoint] }
-        spec.platform = arguments.value("platform")
-        spec.hostname = arguments.value("hostname")
+        if let platform = arguments.value("platform") { spec.platform = try Platform.validated(platform) }
+        if let hostname = arguments.value("hostname") {
+            guard HostName.isValid(hostname, maxLength: HostName.maxHostname) else {
+                throw UrunError.usage("--hostname \(printable(hostname)): a hostname is 1 to \(HostName.maxHostname) letters, digits, '-', '_' or '.' (the kernel's limit is \(HostName.maxHostname) bytes)")
+            }
+            spec.hostname = hostname
+        }
         spec.volumes = try arguments.values("volume").map { spec throws in try Volume.parse(spec) }
         spec.tmpfs = try arguments.values("tmpfs").map { spec throws in try TmpfsMount.parse(spec) }
         spec.readOnly = arguments.flag("read-only")
@@ -112,25 +116,38 @@ enum ContainerOptions {
             guard isIPAddress(ip) else { throw UrunError.usage("--dns \(ip): not an IP address") }
             return ip
         }
-        spec.dnsSearch = arguments.values("dns-search")
-        spec.dnsOptions = arguments.values("dns-option")
+        // These become lines of resolv.conf and hosts: a value is one word of
+        // the characters DNS allows, so none can add a line of its own.
+        spec.dnsSearch = try arguments.values("dns-search").map { domain throws in
+            guard domain == "." || HostName.isValid(domain, maxLength: 253) else {
+                throw UrunError.usage("--dns-search \(printable(domain)): expected a domain name (letters, digits, '-', '_' and '.', at most 253)")
+            }
+            return domain
+        }
+        spec.dnsOptions = try arguments.values("dns-option").map { option throws in
+            guard !option.isEmpty, option.utf8.count <= 255, option.unicodeScalars.allSatisfy({ $0.isASCII && $0.value > 0x20 && $0.value < 0x7F }) else {
+                throw UrunError.usage("--dns-option \(printable(option)): expected one resolv.conf option, such as ndots:2 (no spaces or control characters)")
+            }
+            return option
+        }
         spec.extraHosts = try arguments.values("add-host").map { entry throws in
             // NAME:IP, where an IPv6 address has colons of its own.
             guard let colon = entry.firstIndex(of: ":"), colon != entry.startIndex,
+                case let name = String(entry[..<colon]), HostName.isValid(name, maxLength: 253),
                 case let ip = String(entry[entry.index(after: colon)...].filter { $0 != "[" && $0 != "]" }), isIPAddress(ip)
-            else { throw UrunError.usage("--add-host \(entry): expected NAME:IP") }
-            return String(entry[..<colon]) + ":" + ip
+            else { throw UrunError.usage("--add-host \(printable(entry)): expected NAME:IP, the name of letters, digits, '-', '_' and '.'") }
+            return name + ":" + ip
         }
         if let signal = arguments.value("stop-signal") {
-            guard parseSignal(signal) != nil else { throw UrunError.usage("--stop-signal \(signal): not a signal") }
+            guard parseSignal(signal) != nil else { throw UrunError.usage("--stop-signal \(printable(signal)): not a signal") }
             spec.stopSignal = signal
         }
-        spec.stopTimeout = try arguments.int("stop-timeout")
+        spec.stopTimeout = try stopTimeout(arguments, "stop-timeout")
         spec.limits = try limits(from: arguments)
         spec.security = try security(from: arguments)
         if let mode = arguments.value("userns") {
             guard let parsed = UserNamespaceMode(rawValue: mode) else {
-                throw UrunError.usage("--userns \(mode): expected auto, subids or single")
+                throw UrunError.usage("--userns \(printable(mode)): expected auto, subids or single")
             }
             spec.userNamespace = parsed
         }
@@ -171,9 +188,16 @@ enum ContainerOptions {
         policy.capabilities = try Capabilities.resolve(
             adding: arguments.values("cap-add"), dropping: arguments.values("cap-drop"))
         policy.privileged = arguments.flag("privileged")
-        if let fake = arguments.value("fake-root") { policy.fakeRoot = fake == "true" }
+        if let fake = arguments.value("fake-root") {
+            guard fake == "true" || fake == "false" else {
+                throw UrunError.usage("invalid value \"\(printable(fake))\" for --fake-root: true or false")
+            }
+            policy.fakeRoot = fake == "true"
+        }
         for option in arguments.values("security-opt") {
-            try policy.apply(option: option) { (path) throws(UrunError) in try readText(path) }
+            try policy.apply(option: option) { (path) throws(UrunError) in
+                String(decoding: try readInputFile(path, what: "--security-opt seccomp="), as: UTF8.self)
+            }
         }
         return policy
     }
@@ -184,8 +208,58 @@ enum ContainerOptions {
         case nil: break
         case "text": Explain.start(.text)
         case "json": Explain.start(.json)
-        case let other?: throw UrunError.usage("invalid value \"\(other)\" for --explain: text or json")
+        case let other?: throw UrunError.usage("invalid value \"\(printable(other))\" for --explain: text or json")
         }
+    }
+
+    /// A value kept in the record as it is (a user, a directory): a control
+    /// character there is a mistake or an attack, never a name.
+    static func plain(_ arguments: ParsedArguments, _ flag: String) throws -> String? {
+        guard let value = arguments.value(flag) else { return nil }
+        guard !hasControlCharacters(value) else {
+            throw UrunError.usage("--\(flag) \(printable(value)): control characters are not allowed")
+        }
+        return value
+    }
+
+    /// A number of seconds for a stop timeout: 0 up to what poll(2) can wait.
+    static func stopTimeout(_ arguments: ParsedArguments, _ flag: String) throws -> Int? {
+        guard let seconds = try arguments.int(flag) else { return nil }
+        guard (0...maxStopTimeout).contains(seconds) else {
+            throw UrunError.usage("--\(flag) \(seconds): expected 0 to \(maxStopTimeout) seconds")
+        }
+        return seconds
+    }
+
+    /// Seconds whose milliseconds fit poll(2)'s int: about 24 days.
+    static let maxStopTimeout = Int(Int32.max / 1000)
+}
+
+/// Host and domain names as urun accepts them in --hostname, --add-host and
+/// --dns-search: letters, digits, '-', '_' and '.', and no longer than the
+/// field they go into.
+enum HostName {
+    /// HOST_NAME_MAX: sethostname(2) refuses more.
+    static let maxHostname = 64
+
+    static func isValid(_ name: String, maxLength: Int) -> Bool {
+        !name.isEmpty && name.utf8.count <= maxLength
+            && name.unicodeScalars.allSatisfy { $0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0) || "-_.".unicodeScalars.contains($0)) }
+    }
+}
+
+/// --platform OS/ARCH[/VARIANT], checked against what images use.
+enum Platform {
+    static let architectures = ["amd64", "arm64", "arm", "386", "ppc64le", "s390x", "riscv64", "mips64le", "loong64"]
+
+    static func validated(_ text: String) throws -> String {
+        let parts = text.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
+        guard (2...3).contains(parts.count), parts[0] == "linux", architectures.contains(parts[1]),
+            parts.count == 2 || (parts[2].count >= 2 && parts[2].first == "v" && parts[2].dropFirst().allSatisfy(\.isASCII) && Int(parts[2].dropFirst()) != nil)
+        else {
+            throw UrunError.usage("--platform \(printable(text)): expected linux/ARCH[/VARIANT], ARCH one of \(architectures.joined(separator: ", ")) (urun runs Linux images)")
+        }
+        return text
     }
 }
 

@@ -9,7 +9,7 @@ import UrunUserNS
 /// system prune, system df.
 func imageStore(_ globals: Globals) throws -> ImageStore {
     ImageStore(
-        directory: try UrunPaths.resolve(root: globals.root).cache, mapping: try? IDMap.subordinateForCaller(.auto))
+        directory: try globals.paths().cache, mapping: try? IDMap.subordinateForCaller(.auto))
 }
 
 /// Ids of the images kept containers use: `prune` leaves them alone.
@@ -94,7 +94,7 @@ enum RmiCommand: Command {
                 for name in record.names { print("Untagged: \(name)") }
                 print("Deleted: sha256:\(record.id)")
             } catch {
-                writeQuietly(2, "urun: \(error)\n")
+                writeQuietly(2, "urun: \(printableMessage(String(describing: error)))\n")
                 status = 1
             }
         }
@@ -158,7 +158,7 @@ enum SystemPruneCommand: Command {
                 try containers.remove(record, force: false)
                 print("Deleted container: \(record.id)")
             } catch {
-                writeQuietly(2, "urun: \(error)\n")
+                writeQuietly(2, "urun: \(printableMessage(String(describing: error)))\n")
             }
         }
         try pruneImages(globals, all: all, containers: containers, deleted: "Deleted image")
@@ -204,9 +204,22 @@ enum SystemDfCommand: Command {
     }
 }
 
-/// Bytes of file data below `path`, not following symlinks; what cannot be read is not counted.
+/// Bytes of file data below `path`, not following symlinks, at any depth;
+/// what cannot be read is not counted.
 func treeSize(_ path: String) -> UInt64 {
     guard let st = fileStatus(path) else { return 0 }
     guard isDirectory(st) else { return isRegularFile(st) ? UInt64(st.st_size) : 0 }
-    return ((try? directoryEntries(path)) ?? []).reduce(0) { $0 + treeSize(path + "/" + $1) }
+    let root = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+    guard root >= 0 else { return 0 }
+    defer { closeQuietly(root) }
+    var total: UInt64 = 0
+    var walk = TreeWalk()
+    walk.skipsUnreadable = true
+    try? walk.run(root, display: path) { directory, entry in
+        var st = stat()
+        guard entry.withCName({ fstatat(directory, $0, &st, AT_SYMLINK_NOFOLLOW) }) == 0 else { return false }
+        if isRegularFile(st) { total += UInt64(st.st_size) }
+        return isDirectory(st)
+    }
+    return total
 }

@@ -63,6 +63,7 @@ enum PsCommand: Command {
         case .exited:
             let code = state.exitCode.map(String.init) ?? "unknown"
             return "Exited (\(code)) " + (state.finishedAt.map { $0.humanDistance() + " ago" } ?? "")
+        case .removing: return "Removal In Progress"
         }
     }
 
@@ -84,7 +85,10 @@ enum PsCommand: Command {
     }
 
     /// Columns separated by tabs, padded to their widest cell (like a tabwriter).
-    static func align(_ lines: [[String]]) -> String {
+    /// A table, each cell made safe for the terminal (an image's tag or a
+    /// path may hold anything) and padded to its column.
+    static func align(_ rows: [[String]]) -> String {
+        let lines = rows.map { $0.map { printable($0, limit: 200) } }
         var widths: [Int] = []
         for line in lines {
             for (i, cell) in line.enumerated() {
@@ -168,30 +172,44 @@ enum LogsCommand: Command {
         let timestamps = arguments.flag("timestamps")
         let path = containers.store.logFile(record.id)
         var offset = 0
-        var pending = ""
+        var pending: [UInt8] = []
         func emit(_ entries: [ContainerLog.Entry]) {
             for entry in entries where since.map({ entry.time >= $0 }) ?? true {
                 let text = timestamps ? entry.time.rfc3339 + " " + entry.text : entry.text
                 writeQuietly(entry.stream == "stderr" ? 2 : 1, text)
             }
         }
-        /// New complete lines of the log since the last read.
-        func readNew() -> [ContainerLog.Entry] {
-            guard let bytes = try? readFile(path), bytes.count > offset else { return [] }
-            pending += String(decoding: bytes[offset...], as: UTF8.self)
-            offset = bytes.count
-            guard let end = pending.lastIndex(of: "\n") else { return [] }
-            let complete = pending[...end]
-            pending = String(pending[pending.index(after: end)...])
-            return ContainerLog.entries(complete)
+        /// The complete lines written since the last call, handed to `body` a
+        /// megabyte at a time: a log may be far larger than memory should hold.
+        func readNew(_ body: ([ContainerLog.Entry]) -> Void) {
+            let fd = open(path, O_RDONLY | O_CLOEXEC)
+            guard fd >= 0 else { return }
+            defer { closeQuietly(fd) }
+            var chunk = [UInt8](repeating: 0, count: 1 << 20)
+            while true {
+                let n = chunk.withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count, off_t(offset)) }
+                guard n > 0 else { return }
+                offset += n
+                pending += chunk[0..<n]
+                guard let end = pending.lastIndex(of: UInt8(ascii: "\n")) else { continue }
+                body(ContainerLog.entries(Substring(String(decoding: pending[...end], as: UTF8.self))))
+                pending.removeSubrange(...end)
+            }
         }
-        var entries = readNew()
-        if let tail, tail >= 0 { entries = Array(entries.suffix(tail)) }
-        emit(entries)
+        if let tail, tail >= 0 {
+            var last: [ContainerLog.Entry] = []
+            readNew { entries in
+                last += entries
+                if last.count > tail { last.removeFirst(last.count - tail) }
+            }
+            emit(last)
+        } else {
+            readNew(emit)
+        }
         guard arguments.flag("follow") else { return 0 }
         while true {
             let supervised = containers.store.isSupervised(record.id)
-            emit(readNew())
+            readNew(emit)
             if !supervised { return 0 }
             usleep(50_000)
         }

@@ -15,7 +15,7 @@ func forEachContainer(
         do {
             try body(try containers.store.resolve(reference))
         } catch {
-            writeQuietly(2, "urun: \(error)\n")
+            writeQuietly(2, "urun: \(printableMessage(String(describing: error)))\n")
             status = 1
         }
     }
@@ -23,7 +23,7 @@ func forEachContainer(
 }
 
 func containers(_ globals: Globals) throws -> Containers {
-    Containers(paths: try UrunPaths.resolve(root: globals.root), globalArguments: globals.arguments)
+    Containers(paths: try globals.paths(), globalArguments: globals.arguments)
 }
 
 let containerArguments = [ArgumentSpec("CONTAINER", help: "A name, an id or a unique prefix of one", variadic: true)]
@@ -50,13 +50,17 @@ enum StartCommand: Command {
         }
     }
 
-    /// Starts `record` with this terminal attached; its exit code, or 0 on detach.
+    /// Starts `record` with this terminal attached; its exit code, or 0 on
+    /// detach. With `sendInput` and no terminal, urun's stdin itself becomes
+    /// the container's: it reads what it reads and leaves the rest, as a
+    /// command would (`seq 5 | { urun run -i --name x IMAGE head -1; cat; }`).
     static func attached(_ record: ContainerRecord, _ containers: Containers, sendInput: Bool) throws -> Int32 {
-        guard let socket = try containers.start(record, attach: .client) else {
+        let handsStdin = sendInput && !record.spec.tty
+        guard let socket = try containers.start(record, attach: .client(stdin: handsStdin ? 0 : nil)) else {
             throw UrunError.invalid("container \(record.name) is already running; use urun attach")
         }
         defer { closeQuietly(socket) }
-        let client = AttachClient(socket: socket, tty: record.spec.tty, sendInput: sendInput) { signal in
+        let client = AttachClient(socket: socket, tty: record.spec.tty, sendInput: sendInput && !handsStdin) { signal in
             try? containers.kill(record, signal: signal)
         }
         switch client.run() {
@@ -100,7 +104,7 @@ enum StopCommand: Command {
 
     static func run(_ arguments: ParsedArguments, _ globals: Globals) throws -> Int32 {
         let containers = try containers(globals)
-        let timeout = try arguments.int("time")
+        let timeout = try ContainerOptions.stopTimeout(arguments, "time")
         return forEachContainer(arguments, containers) { record in
             try containers.stop(record, timeout: timeout)
             print(record.name)
@@ -116,7 +120,7 @@ enum RestartCommand: Command {
 
     static func run(_ arguments: ParsedArguments, _ globals: Globals) throws -> Int32 {
         let containers = try containers(globals)
-        let timeout = try arguments.int("time")
+        let timeout = try ContainerOptions.stopTimeout(arguments, "time")
         return forEachContainer(arguments, containers) { record in
             try containers.stop(record, timeout: timeout)
             _ = try containers.start(record)
@@ -223,7 +227,7 @@ enum ExecCommand: Command {
         let containers = try containers(globals)
         let record = try containers.store.resolve(arguments.positionals[0])
         var options = ExecOptions(command: Array(arguments.positionals.dropFirst()))
-        options.environment = ContainerEnvironment.fromFlags(arguments.values("env"))
+        options.environment = try ContainerEnvironment.fromFlags(arguments.values("env"))
         options.workingDirectory = arguments.value("workdir")
         options.user = arguments.value("user")
         options.tty = arguments.flag("tty")
@@ -239,7 +243,7 @@ enum MonitorCommand: Command {
         arguments: [ArgumentSpec("ID", help: "The container's id")], hidden: true)
 
     static func run(_ arguments: ParsedArguments, _ globals: Globals) throws -> Int32 {
-        let store = ContainerStore(paths: try UrunPaths.resolve(root: globals.root))
+        let store = ContainerStore(paths: try globals.paths())
         return Monitor(store: store, id: arguments.positionals[0]).run(report: 3, waitForClient: arguments.flag("attach"))
     }
 }

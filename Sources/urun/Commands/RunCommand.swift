@@ -17,7 +17,8 @@ enum RunCommand: Command {
             it is kept, as docker keeps it, for urun ps -a, logs, start and rm. With -d the container runs on its \
             own, supervised by a monitor process of its own, and urun prints its id.
             Without COMMAND the container runs /bin/sh. When stdin and stdout are terminals, -i and -t are implied. \
-            stdin is always passed to a foreground container, so `echo hi | urun IMAGE cat` works.
+            An unnamed foreground run passes stdin through, so `echo hi | urun IMAGE cat` works; a kept one (--name, \
+            --rm=false) reads stdin only with -i, as docker. Either way the container takes only what it reads.
             """,
         options: [
             OptionSpec("detach", short: "d", help: "Run in the background and print the container's id"),
@@ -39,16 +40,18 @@ enum RunCommand: Command {
         let name = arguments.value("name")
         // Kept unless --rm, or an unnamed foreground run without --rm=false (Docs/design.md says why).
         let autoRemove = arguments.has("rm") ? arguments.flag("rm") : !(detach || name != nil)
-        if !detach {
-            // Foreground: stdin is always passed; `urun alpine.tar sh` at a terminal is an interactive shell.
+        if !detach && !arguments.has("tty") && isatty(0) == 1 && isatty(1) == 1 {
+            // `urun alpine.tar sh` at a terminal is an interactive shell.
+            spec.tty = true
             spec.interactive = true
-            if !arguments.has("tty") && isatty(0) == 1 && isatty(1) == 1 { spec.tty = true }
         }
         if !spec.limits.isEmpty, case .failure = ContainerCgroup.delegated() {
             try SystemdScope.reexecIfReachable()
         }
-        let paths = try UrunPaths.resolve(root: globals.root)
+        let paths = try globals.paths()
         if !detach && autoRemove && name == nil {
+            // Like running a command: stdin is the container's own, which reads only what it reads.
+            spec.interactive = true
             return try Launcher(paths: paths).run(spec).code
         }
 
@@ -65,7 +68,7 @@ enum RunCommand: Command {
             print(record.id)
             return 0
         }
-        return try StartCommand.attached(record, containers, sendInput: true)
+        return try StartCommand.attached(record, containers, sendInput: spec.interactive)
     }
 }
 
@@ -82,7 +85,7 @@ enum CreateCommand: Command {
 
     static func run(_ arguments: ParsedArguments, _ globals: Globals) throws -> Int32 {
         let spec = try ContainerOptions.containerSpec(from: arguments)
-        let containers = Containers(paths: try UrunPaths.resolve(root: globals.root), globalArguments: globals.arguments)
+        let containers = Containers(paths: try globals.paths(), globalArguments: globals.arguments)
         let record = try containers.create(spec, name: arguments.value("name"), autoRemove: arguments.flag("rm"))
         print(record.id)
         return 0

@@ -1,6 +1,7 @@
 import Foundation
 import Glibc
 import Testing
+import UrunTestSupport
 
 /// What a command did.
 struct Outcome: CustomStringConvertible {
@@ -286,8 +287,7 @@ struct TestUser: Sendable {
 
 /// The skip condition every integration suite carries: swift-testing prints
 /// the reason when it skips.
-let harnessAvailable: ConditionTrait = .enabled(
-    if: Harness.shared.isAvailable, Comment(rawValue: Harness.shared.skipReason ?? ""))
+let harnessAvailable = Requirement(met: Harness.shared.isAvailable, reason: Harness.shared.skipReason ?? "")
 
 nonisolated(unsafe) private var workspaceToRemove = ""
 
