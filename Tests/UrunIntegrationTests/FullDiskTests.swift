@@ -85,10 +85,11 @@ struct FullDiskTests {
 
     @Test func directoriesArePrivateWhateverTheUmask() {
         let base = h.freshRoot()
-        let environment = ["XDG_CACHE_HOME": base + "/xdg-cache", "XDG_DATA_HOME": base + "/xdg-data"]
+        h.runAsUser(["mkdir", "-m", "700", base + "/xdg-run"])
+        let environment = ["XDG_CACHE_HOME": base + "/xdg-cache", "XDG_DATA_HOME": base + "/xdg-data", "XDG_RUNTIME_DIR": base + "/xdg-run"]
         let run = h.runAsUser(["sh", "-c", "umask 022 && exec \(h.binary) --network none \(h.image()) true"], environment: environment)
         #expect(run.status == 0, "\(run)")
-        for path in [base + "/xdg-cache/urun", base + "/xdg-data/urun", base + "/xdg-cache/urun/layers"] {
+        for path in [base + "/xdg-cache/urun", base + "/xdg-data/urun", base + "/xdg-run/urun", base + "/xdg-cache/urun/layers"] {
             #expect(Harness.sh("stat -c %a \(path)").text == "700", "\(path)")
         }
         // With --root too, and for another user (nobody) the cache cannot be entered.
