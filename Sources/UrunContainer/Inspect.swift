@@ -18,7 +18,7 @@ extension Containers {
             ("StartedAt", .string(state.startedAt?.rfc3339 ?? "")), ("FinishedAt", .string(state.finishedAt?.rfc3339 ?? "")),
         ])
         if state.status == .exited && state.exitCode == nil {
-            stateJSON["Error"] = .string("its supervisor was killed; the exit status is unknown")
+            stateJSON["Error"] = .string("the exit status was not recorded: its supervisor was killed, or could not write the state (a full disk)")
         }
         var mounts: [JSON] = spec.volumes.map {
             .object([("Type", .string("bind")), ("Source", .string($0.source)), ("Destination", .string($0.target)), ("RW", .bool(!$0.readOnly))])

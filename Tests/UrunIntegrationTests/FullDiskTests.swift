@@ -72,6 +72,8 @@ struct FullDiskTests {
         #expect(ps.text.isEmpty, "not Up: \(ps)")
         let exec = u(small, ["exec", "busy", "true"])
         #expect(exec.status == 125 && exec.stderr.contains("not running"), "\(exec)")
+        let inspect = u(small, ["inspect", "-f", "{{.State.Status}}: {{.State.Error}}", "busy"])
+        #expect(inspect.text == "exited: the exit status was not recorded: its supervisor was killed, or could not write the state (a full disk)", "\(inspect)")
         #expect(u(small, ["rm", "-f", "busy"]).status == 0)
         #expect(!running("4443"))
         small.free(h)
