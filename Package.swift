@@ -33,6 +33,7 @@ let package = Package(
         .target(name: "UrunCgroups", dependencies: ["UrunKernel"]),
         .target(name: "UrunSecurity", dependencies: ["UrunKernel", "CUrunSecurity", "CUrunSyscalls"]),
         .target(name: "UrunNetwork", dependencies: ["UrunKernel", "UrunProcess", "CUrunSyscalls"]),
+        .target(name: "UrunOCI", dependencies: ["UrunKernel"]),
         .target(name: "UrunCLI"),
         .target(
             name: "UrunContainer",
@@ -58,6 +59,7 @@ let package = Package(
         .testTarget(name: "UrunContainerTests", dependencies: ["UrunContainer"]),
         .testTarget(name: "UrunCLITests", dependencies: ["UrunCLI"]),
         .testTarget(name: "UrunNetworkTests", dependencies: ["UrunNetwork"]),
+        .testTarget(name: "UrunOCITests", dependencies: ["UrunOCI"]),
         .testTarget(name: "UrunIntegrationTests", dependencies: ["UrunTestSupport"]),
     ]
 )
