@@ -39,13 +39,13 @@ let package = Package(
             name: "UrunContainer",
             dependencies: [
                 "UrunKernel", "UrunUserNS", "UrunRootfs", "UrunImage", "UrunProcess", "UrunCgroups", "UrunSecurity",
-                "UrunNetwork",
+                "UrunNetwork", "UrunOCI", "CUrunSyscalls",
             ]),
         .executableTarget(
             name: "urun",
             dependencies: [
                 "UrunCLI", "UrunContainer", "UrunKernel", "UrunCgroups", "UrunProcess", "UrunSecurity", "UrunUserNS",
-                "UrunNetwork",
+                "UrunNetwork", "UrunOCI",
             ]),
 
         .testTarget(name: "UrunKernelTests", dependencies: ["UrunKernel"]),

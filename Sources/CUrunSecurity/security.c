@@ -50,6 +50,35 @@ int urun_caps_set(uint64_t keep) {
     return cap_reset_ambient();
 }
 
+int urun_caps_set_sets(uint64_t effective, uint64_t permitted, uint64_t inheritable, uint64_t ambient) {
+    int last = urun_cap_last();
+    cap_t caps = cap_init();
+    if (!caps)
+        return -1;
+    for (int cap = 0; cap <= last && cap < 64; cap++) {
+        cap_value_t value = cap;
+        if (effective & (1ULL << cap))
+            cap_set_flag(caps, CAP_EFFECTIVE, 1, &value, CAP_SET);
+        if (permitted & (1ULL << cap))
+            cap_set_flag(caps, CAP_PERMITTED, 1, &value, CAP_SET);
+        if (inheritable & (1ULL << cap))
+            cap_set_flag(caps, CAP_INHERITABLE, 1, &value, CAP_SET);
+    }
+    int rc = cap_set_proc(caps);
+    int saved = errno;
+    cap_free(caps);
+    errno = saved;
+    if (rc != 0 || cap_reset_ambient() != 0)
+        return -1;
+    for (int cap = 0; cap <= last && cap < 64; cap++) {
+        if ((ambient & (1ULL << cap)) && cap_set_ambient(cap, CAP_SET) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+int urun_set_keepcaps(int on) { return prctl(PR_SET_KEEPCAPS, on, 0, 0, 0); }
+
 uint64_t urun_caps_effective(void) {
     cap_t caps = cap_get_proc();
     uint64_t mask = 0;

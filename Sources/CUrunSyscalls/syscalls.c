@@ -75,6 +75,20 @@ int urun_pipe2(int fds[2], int flags) { return pipe2(fds, flags); }
 dev_t urun_makedev(unsigned int major, unsigned int minor) { return makedev(major, minor); }
 int urun_unshare(int flags) { return unshare(flags); }
 int urun_setns(int fd, int flags) { return setns(fd, flags); }
+int urun_setdomainname(const char *name, size_t length) { return setdomainname(name, length); }
+
+int urun_write_file(const char *path, const char *text) {
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    size_t length = strlen(text);
+    ssize_t n = write(fd, text, length);
+    int saved = errno;
+    close(fd);
+    errno = saved;
+    return n == (ssize_t)length ? 0 : -1;
+}
+
 int urun_sethostname(const char *name, size_t length) { return sethostname(name, length); }
 
 pid_t urun_clone(uint64_t flags, int cgroup_fd, int *pidfd_out) {

@@ -111,7 +111,7 @@ public struct ContainerCgroup: Sendable {
     }
 
     /// The error for a limit the host cannot enforce for this user.
-    static func notDelegated(_ setting: ResourceLimits.Setting, because reason: UrunError) -> UrunError {
+    public static func notDelegated(_ setting: ResourceLimits.Setting, because reason: UrunError) -> UrunError {
         .invalid(
             "\(setting.flag) needs the \(setting.controller) controller, which is not delegated to you here (\(reason)); run inside \"systemd-run --user --scope -p Delegate=yes ...\" or ask the admin for /etc/systemd/system/user@.service.d/delegate.conf" + Hint.seeDoctor
         )

@@ -172,10 +172,16 @@ public struct Launcher {
             }
         ) { channel in
             closeQuietly(ptySocket[0])
-            let setup = ChildSetup(
-                spec: spec, plan: plan, hostname: hostname, environment: environment,
-                workingDirectory: workingDirectory, windowSize: windowSize, ptySocket: ptySocket[1], io: io,
-                seccomp: seccomp, switchTo: singleMapping ? nil : user)
+            var setup = ChildSetup(
+                plan: plan, io: io, workingDirectory: workingDirectory, command: spec.effectiveCommand,
+                environment: environment, security: spec.security, seccomp: seccomp)
+            setup.hostname = hostname
+            setup.loopback = spec.network.createsNamespace
+            setup.terminal = spec.tty
+            setup.windowSize = windowSize
+            setup.ptySocket = ptySocket[1]
+            setup.switchTo = singleMapping ? nil : user
+            setup.useInit = spec.useInit
             do throws(UrunError) {
                 try setup.run(channel)
             } catch {
@@ -287,30 +293,58 @@ public struct Launcher {
     }
 }
 
-/// What the child does between the handshake and exec, in order. Runs in the
-/// cloned child: root of its new namespaces, single-threaded, no Foundation.
+/// What the child does between the handshake and exec, in order: the one
+/// sequence both front ends fill (`urun run`'s options, an OCI bundle's
+/// config.json). Runs in the cloned child: root of its new namespaces,
+/// single-threaded, no Foundation.
 struct ChildSetup {
-    let spec: ContainerSpec
     let plan: MountPlan
-    let hostname: String
-    let environment: [String]
-    let workingDirectory: String
-    let windowSize: WindowSize?
-    let ptySocket: CInt
+    /// Namespaces to enter by descriptor before anything else (an OCI config's paths).
+    var joins: [(fd: CInt, type: CInt)] = []
+    /// The cgroup urun placed the child in becomes the container's cgroup root.
+    var unshareCgroup = true
+    var hostname: String?
+    var domainname: String?
+    /// A new network namespace: its loopback comes up.
+    var loopback = false
     let io: ContainerIO
+    /// A pty from the container's own devpts, its master sent back on `ptySocket`.
+    var terminal = false
+    var windowSize: WindowSize?
+    var ptySocket: CInt = -1
+    var rlimits: [(resource: CInt, soft: UInt64, hard: UInt64)] = []
+    var umask: mode_t?
+    var oomScoreAdj: Int?
+    let workingDirectory: String
+    let command: [String]
+    let environment: [String]
+    let security: SecurityPolicy
     let seccomp: [UInt8]?
     /// The user to become with setuid(2), when the map has subordinate ids.
-    let switchTo: ContainerUser?
+    var switchTo: ContainerUser?
+    var useInit = false
+    /// Descriptors 3 to this one are passed to the command (OCI --preserve-fds).
+    var keepDescriptors: CInt = 2
+    /// An OCI `create`: once the command is found, tell the parent it is ready,
+    /// then wait until `start` opens this FIFO (an O_PATH descriptor).
+    var startFIFO: CInt?
 
     func run(_ channel: ChildChannel) throws(UrunError) -> Never {
-        // urun's own cgroup (or the container's, which urun just moved it to)
-        // becomes the container's cgroup root.
-        try sys(.unshareCgroup, explain: "unshare(CLONE_NEWCGROUP)") { urun_unshare(CInt(URUN_CLONE_NEWCGROUP)) }
-        try plan.apply()
-        try sys(.setHostname, explain: "sethostname(\"\(hostname)\")") {
-            urun_sethostname(hostname, hostname.utf8.count)
+        for join in joins {
+            try sys(.joinNamespaces, explain: "setns(\(join.fd))") { urun_setns(join.fd, join.type) }
+            closeQuietly(join.fd)
         }
-        if spec.network.createsNamespace {
+        if unshareCgroup {
+            try sys(.unshareCgroup, explain: "unshare(CLONE_NEWCGROUP)") { urun_unshare(CInt(URUN_CLONE_NEWCGROUP)) }
+        }
+        try plan.apply()
+        if let hostname {
+            try sys(.setHostname, explain: "sethostname(\"\(hostname)\")") { urun_sethostname(hostname, hostname.utf8.count) }
+        }
+        if let domainname {
+            try sys(.setDomainname, explain: "setdomainname(\"\(domainname)\")") { urun_setdomainname(domainname, domainname.utf8.count) }
+        }
+        if loopback {
             try sys(.loopbackUp, explain: "ioctl(SIOCSIFFLAGS, \"lo\", IFF_UP)") { urun_loopback_up() }
         }
         if case .descriptors(let stdin, let stdout, let stderr) = io {
@@ -318,17 +352,28 @@ struct ChildSetup {
                 try sys(.setControllingTTY) { dup2(from, to) }
             }
         }
-        if spec.tty { try attachPty() }
+        for limit in rlimits {
+            var value = rlimit(rlim_cur: rlim_t(limit.soft), rlim_max: rlim_t(limit.hard))
+            try sys(.setRlimits, explain: "setrlimit(\(limit.resource), \(limit.soft), \(limit.hard))") {
+                setrlimit(__rlimit_resource_t(UInt32(limit.resource)), &value)
+            }
+        }
+        if let umask { _ = Glibc.umask(umask) }
+        if let oomScoreAdj {
+            try sys(.setOOMScore, explain: "write /proc/self/oom_score_adj \"\(oomScoreAdj)\"", path: "/proc/self/oom_score_adj") {
+                urun_write_file("/proc/self/oom_score_adj", String(oomScoreAdj))
+            }
+        }
+        if terminal { try attachPty() }
         try sys(.changeDirectory, explain: "chdir(\"\(workingDirectory)\")", path: workingDirectory) {
             chdir(workingDirectory)
         }
-        let command = spec.effectiveCommand
         let confine = { () throws(UrunError) in
-            try spec.security.apply(program: seccomp) { () throws(UrunError) in
+            try security.apply(program: seccomp) { () throws(UrunError) in
                 if let user = switchTo { try switchUser(uid: user.uid, gid: user.gid, groups: user.groups) }
             }
         }
-        if spec.useInit {
+        if useInit {
             // urun as PID 1 lives under the container's policy too, as docker-init does.
             try confine()
             runAsInit {
@@ -339,7 +384,24 @@ struct ChildSetup {
                 }
             }
         }
-        try execCommand(command, environment: environment, confine: confine)
+        try execCommand(command, environment: environment, keeping: keepDescriptors, beforeConfine: { () throws(UrunError) in
+            guard let fifo = startFIFO else { return }
+            channel.ready()
+            try waitForStart(fifo)
+        }, confine: confine)
+    }
+
+    /// Blocks until `start` opens the exec FIFO for reading, then writes the
+    /// one byte it reads. Reopened through /proc/self/fd: the FIFO's path is
+    /// on the host, out of reach since pivot_root.
+    private func waitForStart(_ fifo: CInt) throws(UrunError) {
+        let fd = try sys(.waitForStart, explain: "open(exec.fifo, O_WRONLY)  [blocks until start]", path: "exec.fifo") {
+            urun_open_mode("/proc/self/fd/\(fifo)", O_WRONLY | O_CLOEXEC, 0)
+        }
+        var byte: UInt8 = 0
+        _ = Glibc.write(fd, &byte, 1)
+        closeQuietly(fd)
+        closeQuietly(fifo)
     }
 
     /// A pty from the container's own devpts: its slave becomes /dev/console

@@ -36,6 +36,9 @@ public enum Step: UInt16, Sendable, CaseIterable {
     case pivotRoot
     case detachOldRoot
     case remountReadOnly
+    case mountFilesystem
+    case writeSysctl
+    case bindRoot
     // the process
     case setHostname = 50
     case loopbackUp
@@ -50,6 +53,10 @@ public enum Step: UInt16, Sendable, CaseIterable {
     case dropCapabilities
     case noNewPrivileges
     case loadSeccomp
+    case setRlimits
+    case waitForStart
+    case setOOMScore
+    case setDomainname
     // outside the container
     case openImage = 70
     case unpackImage
@@ -59,6 +66,8 @@ public enum Step: UInt16, Sendable, CaseIterable {
     case readFile
     case writeFile
     case startNetworkHelper
+    case runHook
+    case sendConsole
     // cgroups
     case createCgroup = 90
     case enableControllers
@@ -87,14 +96,16 @@ public enum Step: UInt16, Sendable, CaseIterable {
             .mountDev, .bindDevice, .mountDevpts, .mountShm, .mountMqueue, .linkDevice, .bindConsole,
             .bindEtcFile, .bindVolume, .mountTmpfs, .maskPath, .readOnlyPath:
             return .mounts
-        case .pivotRoot, .detachOldRoot, .remountReadOnly:
+        case .mountFilesystem, .writeSysctl:
+            return .mounts
+        case .pivotRoot, .detachOldRoot, .remountReadOnly, .bindRoot:
             return .rootfs
         case .setHostname, .loopbackUp, .openPty, .setControllingTTY, .dropPrivileges,
             .closeDescriptors, .changeDirectory, .lookupCommand, .exec, .forkInit, .dropCapabilities,
-            .noNewPrivileges, .loadSeccomp:
+            .noNewPrivileges, .loadSeccomp, .setRlimits, .waitForStart, .setOOMScore, .setDomainname, .sendConsole:
             return .process
         case .openImage, .unpackImage, .createContainerDir, .removeContainerDir, .superviseContainer,
-            .readFile, .writeFile, .startNetworkHelper:
+            .readFile, .writeFile, .startNetworkHelper, .runHook:
             return .host
         case .createCgroup, .enableControllers, .writeLimit, .moveToCgroup, .removeCgroup, .freezeCgroup,
             .killCgroup:
@@ -168,6 +179,15 @@ public enum Step: UInt16, Sendable, CaseIterable {
         case .freezeCgroup: return "freeze cgroup"
         case .killCgroup: return "kill cgroup"
         case .mountCgroup: return "mount cgroup2"
+        case .mountFilesystem: return "mount"
+        case .writeSysctl: return "set sysctl"
+        case .bindRoot: return "bind the root file system"
+        case .setRlimits: return "set rlimit"
+        case .waitForStart: return "wait for start"
+        case .setOOMScore: return "set oom_score_adj"
+        case .setDomainname: return "set domain name"
+        case .runHook: return "run hook"
+        case .sendConsole: return "send the console to"
         }
     }
 
@@ -245,6 +265,15 @@ public enum Step: UInt16, Sendable, CaseIterable {
         case .freezeCgroup: return "cgroup.freeze stops every process of the cgroup at once, and thaws them again"
         case .killCgroup: return "cgroup.kill sends SIGKILL to every process of the cgroup at once"
         case .mountCgroup: return "the container sees its own cgroup as the root of /sys/fs/cgroup"
+        case .mountFilesystem: return "a mount the bundle's config.json asks for"
+        case .writeSysctl: return "a namespaced kernel setting of the container's own (config.json linux.sysctl)"
+        case .bindRoot: return "the bundle's root directory is bound onto itself, so that it is a mount pivot_root can switch to"
+        case .setRlimits: return "resource limits of the process (config.json process.rlimits)"
+        case .waitForStart: return "create is done: the container waits, ready, until start opens its exec FIFO"
+        case .setOOMScore: return "how readily the OOM killer picks this process"
+        case .setDomainname: return "the UTS namespace has its own NIS domain name"
+        case .runHook: return "a program the engine asked the runtime to run at this point of the container's life"
+        case .sendConsole: return "the engine asked for the container's terminal: its master goes over a unix socket"
         }
     }
 
@@ -292,6 +321,14 @@ public enum Step: UInt16, Sendable, CaseIterable {
             .killCgroup:
             return "cgroups(7)"
         case .mountCgroup: return "cgroup_namespaces(7)"
+        case .mountFilesystem, .bindRoot: return "mount(2)"
+        case .writeSysctl: return "sysctl(8)"
+        case .setRlimits: return "setrlimit(2)"
+        case .waitForStart: return "fifo(7)"
+        case .setOOMScore: return "proc(5)"
+        case .setDomainname: return "setdomainname(2)"
+        case .runHook: return "runtime-spec config.md"
+        case .sendConsole: return "unix(7) SCM_RIGHTS"
         }
     }
 }

@@ -28,6 +28,13 @@ public struct OCIConfig: Equatable, Sendable {
         public var env: [String] = []
         /// Seconds; nil: no limit.
         public var timeout: Int?
+
+        public init(path: String, args: [String], env: [String], timeout: Int?) {
+            self.path = path
+            self.args = args
+            self.env = env
+            self.timeout = timeout
+        }
     }
 
     /// The hooks, by when they run (config.md, "POSIX-platform Hooks").
@@ -45,6 +52,11 @@ public struct OCIConfig: Equatable, Sendable {
         public var type: String
         /// Join this namespace (a /proc/PID/ns/... path) instead of making one.
         public var path: String?
+
+        public init(type: String, path: String?) {
+            self.type = type
+            self.path = path
+        }
     }
 
     public struct IDMapping: Equatable, Sendable {
@@ -294,7 +306,8 @@ public struct OCIProcess: Equatable, Sendable {
         try self.init(fields: &fields)
     }
 
-    static let rlimitNames = [
+    /// In the kernel's order: a name's index is its RLIMIT_* number.
+    public static let rlimitNames = [
         "RLIMIT_CPU", "RLIMIT_FSIZE", "RLIMIT_DATA", "RLIMIT_STACK", "RLIMIT_CORE", "RLIMIT_RSS", "RLIMIT_NPROC",
         "RLIMIT_NOFILE", "RLIMIT_MEMLOCK", "RLIMIT_AS", "RLIMIT_LOCKS", "RLIMIT_SIGPENDING", "RLIMIT_MSGQUEUE",
         "RLIMIT_NICE", "RLIMIT_RTPRIO", "RLIMIT_RTTIME",

@@ -21,6 +21,19 @@ public struct OCIResources: Equatable, Sendable {
 
     public init() {}
 
+    /// `update --resources FILE`: a linux.resources object on its own.
+    public init(json text: [UInt8], source: String) throws(UrunError) {
+        let json: JSON
+        do {
+            json = try JSON(parsing: text)
+        } catch {
+            throw .invalid("\(source): not valid JSON: \(error)")
+        }
+        var fields = OCIFields(json, source: source)
+        guard json.members != nil else { throw fields.bad("", "expected a JSON object") }
+        try self.init(fields: &fields)
+    }
+
     init(fields r: inout OCIFields) throws(UrunError) {
         func add(_ field: String, _ controller: String, _ file: String, _ value: String) {
             settings.removeAll { $0.file == file }

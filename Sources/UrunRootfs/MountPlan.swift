@@ -40,6 +40,17 @@ public enum MountOp: Equatable, Sendable {
     case mask(target: String)
     /// Binds a path onto itself, read-only.
     case readOnly(target: String)
+    /// Any file system, as an OCI config's mount asks: type, source, mount(2)
+    /// flags and data, then `propagation` (MS_SHARED, MS_SLAVE... | MS_REC) if any.
+    case filesystem(type: String, source: String, target: String, flags: UInt, data: String?, propagation: UInt)
+    /// A host path bound in with mount(2) flags (MS_RDONLY, MS_NOSUID, MS_NODEV,
+    /// MS_NOEXEC become mount attributes of the whole tree), recursive or not.
+    case bindPath(source: String, target: String, flags: UInt, recursive: Bool, propagation: UInt)
+    /// A namespaced sysctl, written through the container's /proc/sys before
+    /// the read-only paths close it.
+    case sysctl(name: String, value: String)
+    /// A device node made with mknod(2) (real root only), owned as asked.
+    case deviceNode(target: String, mode: mode_t, device: dev_t, uid: uid_t, gid: gid_t)
 }
 
 /// The whole file system of a container as data: built first, narrated and
@@ -71,9 +82,24 @@ public struct MountPlan: Equatable, Sendable {
     public var ops: [MountOp]
     /// --read-only: the root itself is remounted read-only after pivot_root.
     public var readOnlyRoot: Bool
+    /// A directory that is the root as it is (an OCI bundle's rootfs): bound
+    /// onto itself instead of an overlay in a scratch tmpfs.
+    public var rootDirectory: String?
+    /// The propagation of every mount at the start: private unless a config says otherwise.
+    public var rootPropagation = UInt(MS_REC | MS_PRIVATE)
 
-    /// Where the overlay is mounted: inside the scratch tmpfs.
-    public var rootfs: String { scratch + "/rootfs" }
+    /// The new root: the bundle's directory, or the overlay inside the scratch tmpfs.
+    public var rootfs: String { rootDirectory ?? scratch + "/rootfs" }
+
+    /// An OCI bundle's plan: `root` as it is, then `ops`.
+    public static func directory(_ root: String, readOnly: Bool, propagation: UInt?, ops: [MountOp]) -> MountPlan {
+        var plan = MountPlan(
+            scratch: root, lower: [], lowerBase: nil, upper: "", work: "", volatile: false, files: [], ops: ops,
+            readOnlyRoot: readOnly)
+        plan.rootDirectory = root
+        if let propagation { plan.rootPropagation = propagation }
+        return plan
+    }
 
     /// The standard plan: /proc, /sys, a minimal /dev, the /etc files, then
     /// the user's volumes and tmpfs mounts in the order given.
@@ -122,10 +148,11 @@ public struct MountPlan: Equatable, Sendable {
     /// owns a fresh mount namespace: / private, scratch and overlay, every op,
     /// then pivot_root.
     public func apply() throws(UrunError) {
-        try sys(.makeRootPrivate, explain: "mount(NULL, \"/\", NULL, MS_REC|MS_PRIVATE)") {
-            mount(nil, "/", nil, UInt(MS_REC | MS_PRIVATE), nil)
+        try sys(.makeRootPrivate, explain: "mount(NULL, \"/\", NULL, \(propagationNames(rootPropagation)))") {
+            mount(nil, "/", nil, rootPropagation, nil)
         }
-        let root = try mountRoot()
+        let root: CInt
+        if let rootDirectory { root = try bindRoot(rootDirectory) } else { root = try mountRoot() }
         defer { closeQuietly(root) }
         for op in ops { try apply(op, root: root) }
         try pivotRoot(to: rootfs)
@@ -134,6 +161,15 @@ public struct MountPlan: Equatable, Sendable {
                 mount(nil, "/", nil, UInt(MS_REMOUNT | MS_BIND | MS_RDONLY), nil)
             }
         }
+    }
+
+    /// The bundle's root bound onto itself (pivot_root needs a mount); a
+    /// descriptor of it.
+    private func bindRoot(_ directory: String) throws(UrunError) -> CInt {
+        try sys(.bindRoot, explain: "mount(\"\(directory)\", \"\(directory)\", NULL, MS_BIND|MS_REC)", path: directory) {
+            mount(directory, directory, nil, UInt(MS_BIND | MS_REC), nil)
+        }
+        return try sys(.bindRoot, path: directory) { open(directory, CInt(URUN_O_PATH) | O_DIRECTORY | O_CLOEXEC) }
     }
 
     /// The scratch tmpfs with its files, then the overlay in it; returns a
@@ -230,6 +266,39 @@ public struct MountPlan: Equatable, Sendable {
             guard let fd = try openIfPresent(root, target, step: .readOnlyPath) else { return }
             defer { closeQuietly(fd) }
             try bindTree(procFDPath(fd), shown: target, onto: fd, target: target, readOnly: true, step: .readOnlyPath)
+        case .filesystem(let type, let source, let target, let flags, let data, let propagation):
+            try mountFilesystem(.mountFilesystem, source, type, target, root, flags, data)
+            if propagation != 0 { try setPropagation(propagation, target, root) }
+        case .bindPath(let source, let target, let flags, let recursive, let propagation):
+            guard let st = fileStatus(source, followLinks: true) else { throw .kernel(.bindVolume, path: source, .current) }
+            let fd = try openInRoot(root, target, create: isDirectory(st) ? .directory : .file, step: .bindVolume)
+            defer { closeQuietly(fd) }
+            try bindTree(source, onto: fd, target: target, attributes: mountAttributes(flags), recursive: recursive, step: .bindVolume)
+            if propagation != 0 { try setPropagation(propagation, target, root) }
+        case .sysctl(let name, let value):
+            let path = "/proc/sys/" + String(name.map { $0 == "." ? "/" : $0 })
+            let fd = try openInRoot(root, parentDirectory(of: path), step: .writeSysctl)
+            defer { closeQuietly(fd) }
+            let file = try sys(.writeSysctl, explain: "write \(path) \"\(value)\"", path: path) {
+                openat(fd, baseName(of: path), O_WRONLY | O_CLOEXEC | O_NOFOLLOW)
+            }
+            defer { closeQuietly(file) }
+            try writeAll(file, value, step: .writeSysctl, path: path)
+        case .deviceNode(let target, let mode, let device, let uid, let gid):
+            let parent = try openInRoot(root, parentDirectory(of: target), create: .directory, step: .bindDevice)
+            defer { closeQuietly(parent) }
+            unlinkat(parent, baseName(of: target), 0)
+            try sys(.bindDevice, explain: "mknod(\"\(target)\")", path: target) { mknodat(parent, baseName(of: target), mode, device) }
+            try sys(.bindDevice, path: target) { fchownat(parent, baseName(of: target), uid, gid, AT_SYMLINK_NOFOLLOW) }
+        }
+    }
+
+    /// mount(2) with a propagation flag on the in-root target.
+    private func setPropagation(_ flags: UInt, _ target: String, _ root: CInt) throws(UrunError) {
+        let fd = try openInRoot(root, target, step: .mountFilesystem)
+        defer { closeQuietly(fd) }
+        try sys(.mountFilesystem, explain: "mount(NULL, \"\(target)\", NULL, \(propagationNames(flags)))", path: target) {
+            mount(nil, procFDPath(fd), nil, flags, nil)
         }
     }
 
@@ -284,27 +353,56 @@ public struct MountPlan: Equatable, Sendable {
         ) { mount(source, procFDPath(fd), type, flags, data) }
     }
 
-    /// A recursive bind mount, made read-only as a whole before it is attached:
-    /// open_tree(2) clones the tree, mount_setattr(2) sets MOUNT_ATTR_RDONLY on
-    /// every mount in it, move_mount(2) attaches it onto the target descriptor.
+    /// A bind mount of a whole tree, its attributes set before it is attached:
+    /// open_tree(2) clones the tree, mount_setattr(2) sets the attributes
+    /// (MOUNT_ATTR_RDONLY, NOSUID, NODEV, NOEXEC) on every mount in it,
+    /// move_mount(2) attaches it onto the target descriptor.
     private func bindTree(
         _ source: String, shown: String? = nil, onto fd: CInt, target: String, readOnly: Bool, step: Step
     ) throws(UrunError) {
-        let call = "open_tree(\"\(shown ?? source)\", OPEN_TREE_CLONE|AT_RECURSIVE)"
-            + (readOnly ? " + mount_setattr(MOUNT_ATTR_RDONLY)" : "") + " + move_mount(→ \"\(target)\")"
+        try bindTree(source, shown: shown, onto: fd, target: target, attributes: readOnly ? UInt64(URUN_MOUNT_ATTR_RDONLY) : 0, recursive: true, step: step)
+    }
+
+    private func bindTree(
+        _ source: String, shown: String? = nil, onto fd: CInt, target: String, attributes: UInt64, recursive: Bool, step: Step
+    ) throws(UrunError) {
+        let recursion = recursive ? UInt32(URUN_AT_RECURSIVE) : 0
+        let call = "open_tree(\"\(shown ?? source)\", OPEN_TREE_CLONE\(recursive ? "|AT_RECURSIVE" : ""))"
+            + (attributes != 0 ? " + mount_setattr(\(attributeNames(attributes)))" : "") + " + move_mount(→ \"\(target)\")"
         let tree = try sys(step, explain: call, path: source) {
-            urun_open_tree(AT_FDCWD, source, UInt32(URUN_OPEN_TREE_CLONE) | UInt32(O_CLOEXEC) | UInt32(URUN_AT_RECURSIVE))
+            urun_open_tree(AT_FDCWD, source, UInt32(URUN_OPEN_TREE_CLONE) | UInt32(O_CLOEXEC) | recursion)
         }
         defer { closeQuietly(tree) }
-        if readOnly {
+        if attributes != 0 {
             try sys(step, path: target) {
-                urun_mount_setattr(tree, "", UInt32(URUN_AT_EMPTY_PATH | URUN_AT_RECURSIVE), UInt64(URUN_MOUNT_ATTR_RDONLY), 0)
+                urun_mount_setattr(tree, "", UInt32(URUN_AT_EMPTY_PATH) | recursion, attributes, 0)
             }
         }
         try sys(step, path: target) {
             urun_move_mount(tree, "", fd, "", UInt32(URUN_MOVE_MOUNT_F_EMPTY_PATH | URUN_MOVE_MOUNT_T_EMPTY_PATH))
         }
     }
+}
+
+/// mount(2)'s MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC as mount_setattr(2)'s attributes.
+func mountAttributes(_ flags: UInt) -> UInt64 {
+    var attributes: UInt64 = 0
+    if flags & UInt(MS_RDONLY) != 0 { attributes |= UInt64(URUN_MOUNT_ATTR_RDONLY) }
+    if flags & UInt(MS_NOSUID) != 0 { attributes |= UInt64(URUN_MOUNT_ATTR_NOSUID) }
+    if flags & UInt(MS_NODEV) != 0 { attributes |= UInt64(URUN_MOUNT_ATTR_NODEV) }
+    if flags & UInt(MS_NOEXEC) != 0 { attributes |= UInt64(URUN_MOUNT_ATTR_NOEXEC) }
+    return attributes
+}
+
+func attributeNames(_ attributes: UInt64) -> String {
+    [(URUN_MOUNT_ATTR_RDONLY, "MOUNT_ATTR_RDONLY"), (URUN_MOUNT_ATTR_NOSUID, "MOUNT_ATTR_NOSUID"),
+     (URUN_MOUNT_ATTR_NODEV, "MOUNT_ATTR_NODEV"), (URUN_MOUNT_ATTR_NOEXEC, "MOUNT_ATTR_NOEXEC")]
+        .filter { attributes & UInt64($0.0) != 0 }.map(\.1).joined(separator: "|")
+}
+
+func propagationNames(_ flags: UInt) -> String {
+    let names: [(Int, String)] = [(MS_REC, "MS_REC"), (MS_PRIVATE, "MS_PRIVATE"), (MS_SLAVE, "MS_SLAVE"), (MS_SHARED, "MS_SHARED"), (MS_UNBINDABLE, "MS_UNBINDABLE")]
+    return names.filter { flags & UInt($0.0) != 0 }.map(\.1).joined(separator: "|")
 }
 
 /// overlayfs splits its options at ',' and lowerdir at ':'; both are escaped with '\'.

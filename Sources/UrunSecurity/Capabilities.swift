@@ -74,6 +74,21 @@ public struct Capabilities: Equatable, Sendable, CustomStringConvertible {
         return result
     }
 
+    /// A set named capability by capability ("CAP_CHOWN"), as an OCI config
+    /// lists them. A capability this kernel does not know is left out, as runc
+    /// and crun leave it (configs name capabilities newer kernels added);
+    /// a name that is no capability at all is an error naming `field`.
+    public init(parsing list: [String], field: String) throws(UrunError) {
+        mask = 0
+        let last = Int(urun_cap_last())
+        for name in list {
+            guard let number = Self.number(name) else {
+                throw .invalid("\(field): unknown capability \(printable(name, limit: 40))")
+            }
+            if number <= last { mask |= UInt64(1) << UInt64(number) }
+        }
+    }
+
     /// The names of the capabilities in the set, without "CAP_", in number order.
     public var names: [String] {
         (0..<64).filter { mask & (UInt64(1) << UInt64($0)) != 0 }.map { $0 < Self.names.count ? Self.names[$0] : "\($0)" }

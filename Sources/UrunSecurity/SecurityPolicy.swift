@@ -22,6 +22,29 @@ public struct SecurityPolicy: Equatable, Sendable {
     public var privileged = false
     /// --fake-root (see FakeRoot.swift): nil means "when only the caller's id is mapped".
     public var fakeRoot: Bool?
+    /// An OCI config's five sets, applied as given; nil: `capabilities` is the
+    /// bounding, effective and permitted set of root (docker's way).
+    public var capabilitySets: CapabilitySets?
+
+    /// The five capability sets of a process (capabilities(7)).
+    public struct CapabilitySets: Equatable, Sendable {
+        public var bounding: Capabilities
+        public var effective: Capabilities
+        public var permitted: Capabilities
+        public var inheritable: Capabilities
+        public var ambient: Capabilities
+
+        public init(
+            bounding: Capabilities, effective: Capabilities, permitted: Capabilities, inheritable: Capabilities,
+            ambient: Capabilities
+        ) {
+            self.bounding = bounding
+            self.effective = effective
+            self.permitted = permitted
+            self.inheritable = inheritable
+            self.ambient = ambient
+        }
+    }
 
     public init() {}
 
@@ -43,8 +66,8 @@ public struct SecurityPolicy: Equatable, Sendable {
         !unmasked.contains("ALL") && !unmasked.contains(path)
     }
 
-    /// The capability set the command gets.
-    public var effectiveCapabilities: Capabilities { privileged ? .all : capabilities }
+    /// The capability set the command gets (the bounding set, with an OCI config's sets).
+    public var effectiveCapabilities: Capabilities { privileged ? .all : capabilitySets?.bounding ?? capabilities }
 
     /// The profile, parsed; nil when unconfined (or privileged) without fake root.
     public func seccompProfile(fakeRoot: Bool = false) throws(UrunError) -> (profile: SeccompProfile, identity: String)? {
@@ -99,9 +122,20 @@ public struct SecurityPolicy: Equatable, Sendable {
             urun_caps_bound(caps.mask)
         }
         if !noNewPrivileges, let program { try SeccompProfile.load(program) }
-        try becomeUser()
-        let kept = geteuid() == 0 ? caps : Capabilities(mask: 0)
-        try sys(.dropCapabilities, explain: "capset(\(describe(kept)))") { urun_caps_set(kept.mask) }
+        if let sets = capabilitySets {
+            // The config's sets hold whoever the process becomes: permitted survives the switch.
+            _ = urun_set_keepcaps(1)
+            try becomeUser()
+            _ = urun_set_keepcaps(0)
+            try sys(
+                .dropCapabilities,
+                explain: "capset(effective \(describe(sets.effective)), permitted \(describe(sets.permitted)), inheritable \(describe(sets.inheritable))) + ambient \(describe(sets.ambient))"
+            ) { urun_caps_set_sets(sets.effective.mask, sets.permitted.mask, sets.inheritable.mask, sets.ambient.mask) }
+        } else {
+            try becomeUser()
+            let kept = geteuid() == 0 ? caps : Capabilities(mask: 0)
+            try sys(.dropCapabilities, explain: "capset(\(describe(kept)))") { urun_caps_set(kept.mask) }
+        }
         if noNewPrivileges, let program { try SeccompProfile.load(program) }
     }
 

@@ -28,9 +28,12 @@ import UrunKernel
 ///
 /// If the parent cannot write the maps it closes `release` unwritten; the
 /// child reads EOF and exits silently. If the parent dies, PR_SET_PDEATHSIG
-/// takes the child with it, so no container outlives its supervisor.
+/// takes the child with it, so no container outlives its supervisor — unless
+/// `diesWithParent` is false: an OCI runtime's `create` leaves its container
+/// to the engine that called it (conmon, the containerd shim).
 public func cloneIntoNamespaces(
     _ namespaces: Namespaces, early: Namespaces = [], idMap: IDMap?, joining: CInt = -1, cgroupFD: CInt = -1,
+    diesWithParent: Bool = true,
     prepare: (pid_t) throws(UrunError) -> Void = { _ in },
     connect: (pid_t) throws(UrunError) -> Void = { _ in },
     child body: (ChildChannel) -> Never
@@ -68,7 +71,7 @@ public func cloneIntoNamespaces(
         // the parent was single-threaded, so no lock is held by a vanished thread.
         closeQuietly(release[1])
         closeQuietly(report[0])
-        _ = urun_set_pdeathsig(SIGKILL)
+        if diesWithParent { _ = urun_set_pdeathsig(SIGKILL) }
         let channel = ChildChannel(reportFD: report[1])
         if !early.isEmpty {
             do throws(UrunError) {
@@ -182,17 +185,33 @@ private func cloneJoining(_ target: CInt, _ namespaces: Namespaces, pidfd: inout
 }
 
 /// The child's end of the handshake.
-public struct ChildChannel {
+public final class ChildChannel {
     public let reportFD: CInt
+    /// Past `ready()`: the parent may be gone (an OCI `create` returns), so a
+    /// failure is the container's own to say, on its stderr.
+    private var isReady = false
 
     public init(reportFD: CInt) {
         self.reportFD = reportFD
     }
 
+    /// Tells the parent that everything up to the command's exec is done
+    /// (`create`: the container waits for `start`). One byte no error record
+    /// starts with.
+    public func ready() {
+        var byte: UInt8 = 0
+        _ = Glibc.write(reportFD, &byte, 1)
+        isReady = true
+    }
+
     /// Reports `error` to the parent and exits: the child's only way out on failure.
     public func fail(_ error: UrunError) -> Never {
-        let record = error.record()
-        record.withUnsafeBytes { _ = Glibc.write(reportFD, $0.baseAddress, $0.count) }
+        if isReady {
+            writeQuietly(2, "urun: \(error)\n")
+        } else {
+            let record = error.record()
+            record.withUnsafeBytes { _ = Glibc.write(reportFD, $0.baseAddress, $0.count) }
+        }
         _exit(error.exitCode)
     }
 }
@@ -218,6 +237,25 @@ public struct NamespacedChild: Sendable {
         }
         guard !record.isEmpty else { return }
         throw UrunError(record: record) ?? .invalid("the container failed to start (unreadable report)")
+    }
+
+    /// Blocks until the child is ready (`ChildChannel.ready`) or has reported
+    /// why it could not get there. The report pipe stays open: a failure of
+    /// the exec that follows is the child's own to report.
+    public func awaitReady() throws(UrunError) {
+        var first: UInt8 = 0
+        var n: Int
+        repeat { n = Glibc.read(reportFD, &first, 1) } while n < 0 && errno == EINTR
+        if n == 1 && first == 0 { return }
+        var record: [UInt8] = n == 1 ? [first] : []
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let n = buffer.withUnsafeMutableBytes { Glibc.read(reportFD, $0.baseAddress, $0.count) }
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { break }
+            record.append(contentsOf: buffer[0..<n])
+        }
+        throw UrunError(record: record) ?? .invalid("the container's init died before it was ready")
     }
 
     /// Kills and reaps the child: for setup failures in the parent.

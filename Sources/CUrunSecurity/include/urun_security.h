@@ -15,6 +15,12 @@ int urun_caps_bound(uint64_t keep);
 /// Sets the effective and permitted sets to `keep`, and clears the
 /// inheritable and ambient sets.
 int urun_caps_set(uint64_t keep);
+/// Sets the effective, permitted and inheritable sets as given (an OCI
+/// config's sets), then raises each capability of `ambient` (which must be in
+/// permitted and inheritable, the kernel's rule).
+int urun_caps_set_sets(uint64_t effective, uint64_t permitted, uint64_t inheritable, uint64_t ambient);
+/// PR_SET_KEEPCAPS: keep the permitted set across a switch away from uid 0.
+int urun_set_keepcaps(int on);
 /// The effective set of this process, as a bit mask.
 uint64_t urun_caps_effective(void);
 

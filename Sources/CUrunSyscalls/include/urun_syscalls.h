@@ -27,6 +27,9 @@ enum {
     URUN_MOVE_MOUNT_F_EMPTY_PATH = 0x4,
     URUN_MOVE_MOUNT_T_EMPTY_PATH = 0x40,
     URUN_MOUNT_ATTR_RDONLY = 0x1,
+    URUN_MOUNT_ATTR_NOSUID = 0x2,
+    URUN_MOUNT_ATTR_NODEV = 0x4,
+    URUN_MOUNT_ATTR_NOEXEC = 0x8,
     URUN_CLOSE_RANGE_CLOEXEC = 4,
     URUN_RESOLVE_NO_MAGICLINKS = 0x02,
     URUN_RESOLVE_NO_SYMLINKS = 0x04,
@@ -40,6 +43,9 @@ int urun_unshare(int flags);
 /// setns(2): with a pidfd, several namespaces at once (Linux 5.8).
 int urun_setns(int fd, int flags);
 int urun_sethostname(const char *name, size_t length);
+int urun_setdomainname(const char *name, size_t length);
+/// Writes `text` to an existing file in one write(2) (a /proc file); 0 or -1.
+int urun_write_file(const char *path, const char *text);
 
 // --- process creation -------------------------------------------------------
 
