@@ -160,13 +160,15 @@ public struct BundlePlan: Sendable {
         mounts = .directory(
             root, readOnly: config.root.readonly,
             propagation: config.linux.rootfsPropagation.flatMap { OCIMount.propagation[$0] },
-            ops: try Self.mountOps(config, bundle: bundle, ownNetwork: early.contains(.network) || joins.contains { $0.type == CInt(URUN_CLONE_NEWNET) }, rootless: rootless || cloned.contains(.user)))
+            ops: try Self.mountOps(
+                config, bundle: bundle, ownNetwork: early.contains(.network) || joins.contains { $0.type == CInt(URUN_CLONE_NEWNET) },
+                ownCgroup: unshareCgroup, rootless: rootless || cloned.contains(.user)))
     }
 
     /// The config's mounts in order, then the devices and /dev links a
     /// container is owed, the working directory, the sysctls, and last the
     /// masked and read-only paths.
-    static func mountOps(_ config: OCIConfig, bundle: String, ownNetwork: Bool, rootless: Bool) throws(UrunError) -> [MountOp] {
+    static func mountOps(_ config: OCIConfig, bundle: String, ownNetwork: Bool, ownCgroup: Bool, rootless: Bool) throws(UrunError) -> [MountOp] {
         var ops: [MountOp] = []
         var freshDev = false
         for (i, mount) in config.mounts.enumerated() {
@@ -191,7 +193,12 @@ public struct BundlePlan: Sendable {
                 // sysfs wants a network namespace of the container's own; else the host's is bound.
                 ops.append(ownNetwork ? .filesystem(type: "sysfs", source: "sysfs", target: target, flags: options.flags, data: nil, propagation: 0) : .bindSys(target: target))
             case "cgroup", "cgroup2":
-                ops.append(.cgroup2(target: target))
+                // A cgroup2 mount shows the container's own cgroup as its root only
+                // in a cgroup namespace of its own; without one (and in an engine's
+                // user namespace, where mounting it is refused) the host's view is
+                // bound in read-only, as runc and crun do.
+                ops.append(ownCgroup ? .cgroup2(target: target) : .bindPath(
+                    source: "/sys/fs/cgroup", target: target, flags: UInt(MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC), recursive: true, propagation: 0))
             case "":
                 throw .invalid("\(field).type: missing")
             default:

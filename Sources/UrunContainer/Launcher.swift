@@ -330,6 +330,14 @@ struct ChildSetup {
     var startFIFO: CInt?
 
     func run(_ channel: ChildChannel) throws(UrunError) -> Never {
+        if let startFIFO {
+            // An OCI init waits, maybe long, before its exec closes what it
+            // inherited: whatever urun's caller left open (a socket that tells
+            // it urun exited, say) would stay held. Only stdio, the descriptors
+            // passed on, and the init's own channels stay.
+            let own = Set([channel.reportFD, startFIFO, ptySocket] + joins.map(\.fd))
+            closeInheritedDescriptors(above: keepDescriptors, keeping: own)
+        }
         for join in joins {
             try sys(.joinNamespaces, explain: "setns(\(join.fd))") { urun_setns(join.fd, join.type) }
             closeQuietly(join.fd)
@@ -389,6 +397,13 @@ struct ChildSetup {
             channel.ready()
             try waitForStart(fifo)
         }, confine: confine)
+    }
+
+    private func closeInheritedDescriptors(above highest: CInt, keeping own: Set<CInt>) {
+        for name in (try? directoryEntries("/proc/self/fd")) ?? [] {
+            guard let fd = CInt(name), fd > highest, !own.contains(fd) else { continue }
+            close(fd)
+        }
     }
 
     /// Blocks until `start` opens the exec FIFO for reading, then writes the

@@ -1,0 +1,196 @@
+import Foundation
+import Glibc
+import Testing
+import UrunTestSupport
+
+/// A bundle (a busybox rootfs and a config.json) that urun runs as an OCI
+/// runtime, made by `urun oci spec` and edited as a test needs.
+struct OCIBundle {
+    let h = Harness.shared
+    let path: String
+    /// The runtime's state root, private to the test.
+    let root: String
+    /// Run as the test user (rootless) or as root.
+    let rootless: Bool
+
+    init(rootless: Bool = true, _ edit: (inout [String: Any]) -> Void = { _ in }) {
+        self.rootless = rootless
+        let base = Harness.shared.freshRoot()
+        path = base + "/bundle"
+        root = base + "/oci-state"
+        let owner = rootless ? "\(Harness.shared.uid)" : "0"
+        Harness.sh("mkdir -p \(path)/rootfs && tar -C \(path)/rootfs -xf \(Harness.shared.image()) && chown -R \(owner) \(path)")
+        let spec = rootless
+            ? Harness.shared.runAsUser([Harness.shared.binary, "oci", "spec", "--rootless", "--bundle", path])
+            : Harness.sh("'\(Harness.shared.binary)' oci spec --bundle \(path)")
+        #expect(spec.status == 0, "\(spec)")
+        var config = (try? JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path + "/config.json")))) as? [String: Any] ?? [:]
+        var process = config["process"] as? [String: Any] ?? [:]
+        process["terminal"] = false
+        config["process"] = process
+        edit(&config)
+        let data = try! JSONSerialization.data(withJSONObject: config, options: [.prettyPrinted])
+        FileManager.default.createFile(atPath: path + "/config.json", contents: data)
+        Harness.sh("chown \(owner) \(path)/config.json")
+    }
+
+    static func command(_ args: [String]) -> (inout [String: Any]) -> Void {
+        { config in
+            var process = config["process"] as! [String: Any]
+            process["args"] = args
+            config["process"] = process
+        }
+    }
+
+    /// `urun oci --root ROOT ARGS...`, as the bundle's user.
+    @discardableResult
+    func oci(_ args: [String], stdin: String? = nil, timeout: Double = 30) -> Outcome {
+        let command = [h.binary, "oci", "--root", root] + args
+        if rootless { return h.runAsUser(command, stdin: stdin, timeout: timeout) }
+        let process = Harness.process(command, as: nil, environment: [:])
+        return Harness.run(process, stdin: stdin, workspace: h.workspace, timeout: timeout)
+    }
+
+    func status(_ id: String) -> String {
+        let state = oci(["state", id])
+        let json = (try? JSONSerialization.jsonObject(with: Data(state.stdout.utf8))) as? [String: Any]
+        return json?["status"] as? String ?? "error: \(state.stderr)"
+    }
+}
+
+/// urun driven as an OCI runtime through runc's command line, the way
+/// engines drive it: rootless as the test user, and as root.
+@Suite(harnessAvailable) struct OCIRuntimeTests {
+    let h = Harness.shared
+
+    @Test(arguments: [true, false]) func runPrintsAndExitsWithTheStatus(_ rootless: Bool) throws {
+        try require(rootless || getuid() == 0, "running as root needs root")
+        let bundle = OCIBundle(rootless: rootless, OCIBundle.command(["sh", "-c", "echo pid $$; id -u; grep CapEff /proc/self/status; hostname; exit 3"]))
+        let run = bundle.oci(["run", "--bundle", bundle.path, "r1"])
+        #expect(run.status == 3, "\(run)")
+        #expect(run.lines == ["pid 1", "0", "CapEff:\t0000000020000420", "urun"], "the config's process, capabilities and hostname: \(run)")
+        #expect(bundle.oci(["list", "-q"]).stdout.isEmpty, "run removes its container")
+    }
+
+    @Test(arguments: [true, false]) func createStartStateKillDelete(_ rootless: Bool) throws {
+        try require(rootless || getuid() == 0, "running as root needs root")
+        let bundle = OCIBundle(rootless: rootless, OCIBundle.command(["sleep", "1000"]))
+        let pidFile = bundle.path + "/init.pid"
+        let create = bundle.oci(["create", "--bundle", bundle.path, "--pid-file", pidFile, "c1"])
+        #expect(create.status == 0, "\(create)")
+        let pid = Harness.sh("cat \(pidFile)").text
+        #expect(Int32(pid) != nil, "the pid file holds the init's pid")
+        #expect(bundle.status("c1") == "created")
+        #expect(Harness.sh("cat /proc/\(pid)/cmdline | tr '\\0' ' '").text.contains("oci"), "before start, the init is urun, waiting")
+        let state = bundle.oci(["state", "c1"])
+        let json = try #require((try? JSONSerialization.jsonObject(with: Data(state.stdout.utf8))) as? [String: Any])
+        #expect(json["ociVersion"] as? String == "1.2.0" && json["id"] as? String == "c1" && json["bundle"] as? String == bundle.path)
+        #expect("\(json["pid"] ?? "")" == pid)
+        #expect(bundle.oci(["create", "--bundle", bundle.path, "c1"]).stderr.contains("already exists"))
+
+        #expect(bundle.oci(["start", "c1"]).status == 0)
+        #expect(bundle.status("c1") == "running")
+        #expect(Harness.sh("cat /proc/\(pid)/cmdline | tr '\\0' ' '").text == "sleep 1000", "start let it exec its command")
+        #expect(bundle.oci(["start", "c1"]).stderr.contains("it is running, not created"))
+        let list = bundle.oci(["list", "--format", "json"])
+        #expect(list.stdout.contains("\"id\":\"c1\"") && list.stdout.contains("\"status\":\"running\""), "\(list)")
+        #expect(bundle.oci(["ps", "--format", "json", "c1"]).text == "[\(pid)]")
+        let refused = bundle.oci(["delete", "c1"])
+        #expect(refused.status == 1 && refused.stderr.contains("not stopped"), "\(refused)")
+        #expect(bundle.oci(["kill", "c1", "9"]).status == 0, "signals by number, as podman sends them")
+        #expect(waitFor { bundle.status("c1") == "stopped" })
+        #expect(bundle.oci(["kill", "--all", "c1", "SIGKILL"]).status == 0, "the shim's kill --all of a stopped container")
+        #expect(bundle.oci(["delete", "c1"]).status == 0)
+        #expect(bundle.oci(["state", "c1"]).stderr.contains("does not exist"))
+        #expect(bundle.oci(["delete", "--force", "c1"]).status == 0, "delete --force of what is gone: 0, as engines expect")
+        #expect(Harness.sh("ls -A \(bundle.root)").stdout.isEmpty, "no state left")
+    }
+
+    @Test(arguments: [true, false]) func execJoinsTheContainer(_ rootless: Bool) throws {
+        try require(rootless || getuid() == 0, "running as root needs root")
+        let bundle = OCIBundle(rootless: rootless, OCIBundle.command(["sleep", "1000"]))
+        #expect(bundle.oci(["run", "-d", "--bundle", bundle.path, "e1"]).status == 0)
+        let exec = bundle.oci(["exec", "e1", "sh", "-c", "echo $$; ps -o comm | sed -n 2p"])
+        #expect(exec.lines == ["2", "sleep"], "in the container's PID namespace: \(exec)")
+        #expect(bundle.oci(["exec", "e1", "sh", "-c", "exit 5"]).status == 5)
+        let missing = bundle.oci(["exec", "e1", "nope"])
+        #expect(missing.status != 0 && missing.stderr.contains("not found"), "\(missing)")
+        // --process, as podman and the containerd shim pass it, detached with a pid file.
+        let process = bundle.path + "/process.json"
+        FileManager.default.createFile(atPath: process, contents: Data(#"{"args":["sh","-c","sleep 77"],"cwd":"/tmp","env":["PATH=/bin"],"user":{"uid":0,"gid":0},"capabilities":{"bounding":["CAP_KILL"],"effective":["CAP_KILL"],"permitted":["CAP_KILL"]}}"#.utf8))
+        Harness.sh("chmod 644 \(process)")
+        let detached = bundle.oci(["exec", "--process", process, "--detach", "--pid-file", bundle.path + "/exec.pid", "e1"])
+        #expect(detached.status == 0, "\(detached)")
+        let pid = Harness.sh("cat \(bundle.path)/exec.pid").text
+        #expect(waitFor { Harness.sh("grep CapEff /proc/\(pid)/status").text == "CapEff:\t0000000000000020" }, "the process's own capabilities (CAP_KILL)")
+        #expect(Harness.sh("readlink /proc/\(pid)/cwd").text.hasSuffix("/tmp"))
+        #expect(bundle.oci(["delete", "--force", "e1"]).status == 0)
+        #expect(waitFor { Harness.sh("kill -0 \(pid) 2>/dev/null").status != 0 }, "the exec'd process died with the container")
+    }
+
+    /// What an engine puts in a config is honoured: binds, tmpfs, env, cwd,
+    /// rlimits, masked and read-only paths, sysctls, the read-only root, hooks.
+    @Test func configFieldsAreHonoured() throws {
+        let host = h.freshRoot() + "-shared"
+        Harness.sh("mkdir -p \(host) && echo from-host > \(host)/file && chown -R \(h.uid) \(host)")
+        let hook = h.freshRoot() + "-hook.sh"
+        let hookOut = h.freshRoot() + "-hook.out"
+        Harness.sh("printf '#!/bin/sh\\ncat > \(hookOut)\\n' > \(hook) && chmod 755 \(hook) && touch \(hookOut) && chown \(h.uid) \(hookOut)")
+        let bundle = OCIBundle { config in
+            var process = config["process"] as! [String: Any]
+            process["args"] = ["sh", "-c", "cat /data/file; pwd; echo $GREETING; ulimit -n; touch /x 2>&1 | grep -c Read-only; cat /proc/keys 2>&1 | wc -c; grep ' /proc/sys ' /proc/self/mountinfo | grep -c ' ro,'; cat /proc/sys/net/ipv4/ip_forward"]
+            process["cwd"] = "/work"
+            process["env"] = ["PATH=/bin", "GREETING=hello"]
+            process["rlimits"] = [["type": "RLIMIT_NOFILE", "soft": 100, "hard": 200]]
+            config["process"] = process
+            var mounts = config["mounts"] as! [[String: Any]]
+            mounts.append(["destination": "/data", "type": "bind", "source": host, "options": ["rbind", "ro"]])
+            mounts.append(["destination": "/scratch", "type": "tmpfs", "source": "tmpfs", "options": ["size=1m"]])
+            config["mounts"] = mounts
+            var linux = config["linux"] as! [String: Any]
+            var namespaces = linux["namespaces"] as! [[String: Any]]
+            namespaces.append(["type": "network"])
+            linux["namespaces"] = namespaces
+            linux["sysctl"] = ["net.ipv4.ip_forward": "1"]
+            config["linux"] = linux
+            config["hooks"] = ["prestart": [["path": hook, "args": ["hook"]]]]
+        }
+        let run = bundle.oci(["run", "--bundle", bundle.path, "f1"])
+        #expect(run.lines == ["from-host", "/work", "hello", "100", "1", "0", "1", "1"], "\(run)")
+        let state = Harness.sh("cat \(hookOut)").text
+        #expect(state.contains("\"id\":\"f1\"") && state.contains("\"status\":\"creating\""), "the hook got the state on stdin: \(state)")
+    }
+
+    /// Bad configs and wrong states: one clear line, exit 1, nothing left.
+    @Test func badInputIsOneLineAndLeavesNothing() {
+        let bundle = OCIBundle { config in config["ociVersion"] = "2.0.0" }
+        let refused = bundle.oci(["create", "--bundle", bundle.path, "v2"])
+        #expect(refused.status == 1 && refused.stderr.contains("ociVersion: 2.0.0 is not a 1.x runtime specification"), "\(refused)")
+        #expect(bundle.oci(["create", "--bundle", bundle.path, "../escape"]).stderr.contains("invalid container id"))
+        #expect(bundle.oci(["start", "nosuch"]).stderr.contains("container \"nosuch\" does not exist"))
+        #expect(bundle.oci(["kill", "nosuch", "BOGUS"]).stderr.contains("invalid signal"))
+        #expect(bundle.oci(["frobnicate"]).status == 1)
+        let missing = OCIBundle(OCIBundle.command(["nope"]))
+        let notFound = missing.oci(["create", "--bundle", missing.path, "nf"])
+        #expect(notFound.status == 1 && notFound.stderr.contains("nope: executable file not found in $PATH"), "\(notFound)")
+        for root in [bundle.root, missing.root] {
+            #expect(Harness.sh("ls -A \(root) 2>/dev/null | grep -v '^\\.cache$'").stdout.isEmpty, "nothing left in \(root)")
+        }
+        // --log json: the error as the containerd shim reads it back.
+        let log = bundle.path + "/log.json"
+        let logged = h.runAsUser([h.binary, "oci", "--root", bundle.root, "--log", log, "--log-format", "json", "start", "nosuch"])
+        #expect(logged.status == 1)
+        #expect(Harness.sh("tail -1 \(log)").text.hasPrefix("{\"level\":\"error\",\"msg\":\"container \\\"nosuch\\\" does not exist\""), "\(Harness.sh("cat \(log)"))")
+    }
+
+    @Test func versionFeaturesAndSpec() {
+        let version = h.urun(["oci", "--version"])
+        #expect(version.lines.last == "spec: 1.2.0", "\(version)")
+        let features = h.urun(["oci", "features"])
+        #expect(features.stdout.contains("\"ociVersionMax\": \"1.2.0\"") && features.stdout.contains("CAP_SYS_ADMIN"), "\(features)")
+        // urun-runc, a link to urun, speaks the same.
+        let link = h.pathDirectory(linking: [h.binary]) + "/urun-runc"
+        Harness.sh("ln -sf \(h.binary) \(link)")
+        #expect(h.runAsUser([link, "--version"]).lines.last == "spec: 1.2.0")
+    }
+}
