@@ -209,6 +209,10 @@ long urun_copy_file_range(int in, int out, size_t length) { return copy_file_ran
 int urun_dup_cloexec(int fd) { return fcntl(fd, F_DUPFD_CLOEXEC, 3); }
 
 int urun_set_pdeathsig(int sig) { return prctl(PR_SET_PDEATHSIG, (unsigned long)sig, 0, 0, 0); }
+int urun_get_pdeathsig(void) {
+    int sig = 0;
+    return prctl(PR_GET_PDEATHSIG, (unsigned long)&sig, 0, 0, 0) == 0 ? sig : 0;
+}
 int urun_set_dumpable(int on) { return prctl(PR_SET_DUMPABLE, (unsigned long)on, 0, 0, 0); }
 int urun_set_no_new_privs(void) { return prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); }
 int urun_set_child_subreaper(void) { return prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); }

@@ -27,7 +27,7 @@ public struct CgroupHierarchy: Equatable, Sendable {
 
     /// nil when no cgroup2 is mounted (a pure v1 host).
     public static func parse(mountinfo: String, procSelfCgroup: String) -> CgroupHierarchy? {
-        let mounts = MountInfo.parse(mountinfo)
+        let mounts = MountInfo.visible(MountInfo.parse(mountinfo))
         // The host's own mount: in a cgroup namespace of its own a mount's root
         // is not "/", and what counts is the hierarchy seen from here.
         guard let unified = mounts.first(where: { $0.fsType == "cgroup2" }) else { return nil }

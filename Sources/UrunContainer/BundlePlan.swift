@@ -17,7 +17,10 @@ public struct BundlePlan: Sendable {
     /// Made by the clone (user, PID, mount) and right after it (UTS, IPC, network).
     public var cloned: Namespaces = []
     public var early: Namespaces = []
-    /// Namespaces entered by path: (path, CLONE_NEW* flag).
+    /// Namespaces entered by path: (path, CLONE_NEW* flag). The user and PID
+    /// ones before the clone (by an intermediate process: a PID namespace is
+    /// only ever a child's), the others by the container's init.
+    public var entered: [(path: String, type: CInt)] = []
     public var joins: [(path: String, type: CInt)] = []
     public var unshareCgroup = false
     public var idMap: IDMap?
@@ -69,10 +72,11 @@ public struct BundlePlan: Sendable {
             if namespace.type == "time" { throw .invalid("config.json: linux.namespaces: time namespaces are not supported by urun") }
             guard let flag = Self.namespaceFlags[namespace.type] else { continue }
             if let path = namespace.path {
-                guard ["network", "ipc", "uts", "cgroup"].contains(namespace.type) else {
-                    throw .invalid("config.json: linux.namespaces: joining a \(namespace.type) namespace by path is not supported by urun")
+                switch namespace.type {
+                case "user": entered.insert((path, flag), at: 0)
+                case "pid": entered.append((path, flag))
+                default: joins.append((path, flag))
                 }
-                joins.append((path, flag))
                 continue
             }
             switch namespace.type {
@@ -103,7 +107,7 @@ public struct BundlePlan: Sendable {
                 }
                 idMap = IDMap(uids: ranges(config.linux.uidMappings), gids: ranges(config.linux.gidMappings))
             }
-        } else if !config.linux.uidMappings.isEmpty {
+        } else if !config.linux.uidMappings.isEmpty && !entered.contains(where: { $0.type == CInt(URUN_CLONE_NEWUSER) }) {
             throw .invalid("config.json: linux.uidMappings: given without a user namespace")
         }
 

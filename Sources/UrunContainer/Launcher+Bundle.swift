@@ -14,7 +14,7 @@ extension Launcher {
     /// get on their stdin.
     func createBundle(
         _ plan: BundlePlan, id: String, fifo: String, options: OCIRuntime.CreateOptions, foreground: Bool,
-        hooks: OCIConfig.Hooks, state: (Int32, String) -> JSON
+        hooks: OCIConfig.Hooks, state: @escaping (Int32, String) -> JSON
     ) throws(UrunError) -> CreatedBundle {
         try sys(.waitForStart, explain: "mkfifo(\"\(fifo)\")", path: fifo) { mkfifo(fifo, 0o600) }
         let fifoFD = try sys(.waitForStart, path: fifo) { open(fifo, CInt(URUN_O_PATH) | O_CLOEXEC) }
@@ -23,6 +23,11 @@ extension Launcher {
         defer { joins.forEach { closeQuietly($0.fd) } }
         for join in plan.joins {
             joins.append((try sys(.joinNamespaces, path: join.path) { open(join.path, O_RDONLY | O_CLOEXEC) }, join.type))
+        }
+        var entered: [NamespaceEntry] = []
+        defer { entered.forEach { closeQuietly($0.fd) } }
+        for entry in plan.entered {
+            entered.append(NamespaceEntry(fd: try sys(.joinNamespaces, path: entry.path) { open(entry.path, O_RDONLY | O_CLOEXEC) }, flags: entry.type))
         }
         // Compiled here: the child only loads it.
         let seccomp = try plan.security.seccompProgram(cache: paths.cache, singleMapping: false)
@@ -38,7 +43,7 @@ extension Launcher {
         var started = false
         defer { if !started, let cgroup { try? cgroup.remove() } }
         let child = try cloneIntoNamespaces(
-            plan.cloned, early: plan.early, idMap: plan.idMap, diesWithParent: foreground,
+            plan.cloned, early: plan.early, idMap: plan.idMap, joining: entered, diesWithParent: foreground,
             prepare: { (pid) throws(UrunError) in
                 cgroup = try BundleCgroup.make(id: id, path: plan.cgroupsPath, settings: plan.resources)
                 if let made = cgroup {
@@ -76,6 +81,9 @@ extension Launcher {
             setup.switchTo = plan.switchTo
             setup.keepDescriptors = 2 + options.preserveFDs
             setup.startFIFO = fifoFD
+            setup.createContainerHooks = hooks.createContainer
+            setup.startContainerHooks = hooks.startContainer
+            setup.hookState = state
             do throws(UrunError) {
                 try setup.run(channel)
             } catch {

@@ -4,6 +4,7 @@ import UrunCgroups
 import UrunImage
 import UrunKernel
 import UrunNetwork
+import UrunOCI
 import UrunProcess
 import UrunRootfs
 import UrunSecurity
@@ -146,7 +147,7 @@ public struct Launcher {
         let containers = paths.containers
         let blocked = blockSupervisedSignals()
         let child = try cloneIntoNamespaces(
-            namespaces, early: early, idMap: idMap, joining: joined?.pidfd ?? -1,
+            namespaces, early: early, idMap: idMap, joining: joined.map { [NamespaceEntry(fd: $0.pidfd, flags: CInt(URUN_CLONE_NEWUSER | URUN_CLONE_NEWNET))] } ?? [],
             prepare: { (pid) throws(UrunError) in
                 if ephemeral {
                     try directory.create()
@@ -328,6 +329,13 @@ struct ChildSetup {
     /// An OCI `create`: once the command is found, tell the parent it is ready,
     /// then wait until `start` opens this FIFO (an O_PATH descriptor).
     var startFIFO: CInt?
+    /// An OCI config's hooks run by the container itself: createContainer
+    /// once its mounts are made (paths still the host's), startContainer
+    /// after `start`, just before the command (paths the container's).
+    /// `hookState` is the state document they read on stdin.
+    var createContainerHooks: [OCIConfig.Hook] = []
+    var startContainerHooks: [OCIConfig.Hook] = []
+    var hookState: (pid_t, String) -> JSON = { _, _ in JSON.object([]) }
 
     func run(_ channel: ChildChannel) throws(UrunError) -> Never {
         if let startFIFO {
@@ -338,14 +346,19 @@ struct ChildSetup {
             let own = Set([channel.reportFD, startFIFO, ptySocket] + joins.map(\.fd))
             closeInheritedDescriptors(above: keepDescriptors, keeping: own)
         }
-        for join in joins {
+        for join in joins where !Namespaces.isCurrent(join.fd, flags: join.type) {
             try sys(.joinNamespaces, explain: "setns(\(join.fd))") { urun_setns(join.fd, join.type) }
             closeQuietly(join.fd)
         }
         if unshareCgroup {
             try sys(.unshareCgroup, explain: "unshare(CLONE_NEWCGROUP)") { urun_unshare(CInt(URUN_CLONE_NEWCGROUP)) }
         }
-        try plan.apply()
+        // The host's /proc still answers: its "self" is this process's pid out there.
+        var link = [CChar](repeating: 0, count: 32)
+        let hostPID = readlink("/proc/self", &link, link.count - 1) > 0 ? pid_t(String(cString: link)) ?? 0 : 0
+        try plan.apply { () throws(UrunError) in
+            for hook in createContainerHooks { try Hooks.run(hook, state: hookState(hostPID, "creating"), stage: "createContainer") }
+        }
         if let hostname {
             try sys(.setHostname, explain: "sethostname(\"\(hostname)\")") { urun_sethostname(hostname, hostname.utf8.count) }
         }
@@ -396,6 +409,7 @@ struct ChildSetup {
             guard let fifo = startFIFO else { return }
             channel.ready()
             try waitForStart(fifo)
+            for hook in startContainerHooks { try Hooks.run(hook, state: hookState(hostPID, "created"), stage: "startContainer") }
         }, confine: confine)
     }
 

@@ -227,15 +227,17 @@ public struct OCIRuntime {
         try sys(.superviseContainer, path: id) { urun_pidfd_send_signal(pidfd, signal) }
     }
 
-    /// The container's processes: its cgroup's, or those in PID 1's PID namespace.
+    /// The container's processes: its cgroup's, or those in its init's mount
+    /// namespace, the one namespace a container always has of its own (a
+    /// pod's containers share a PID namespace; `exec` joins the mount one).
     func processes(_ record: Record) -> [pid_t] {
         if let path = record.cgroup, let pids = try? Cgroup(path: path).processes() { return pids }
         guard Self.isAlive(pid: record.pid, startTime: record.startTime) else { return [] }
         var target = stat()
-        guard stat("/proc/\(record.pid)/ns/pid", &target) == 0 else { return [record.pid] }
+        guard stat("/proc/\(record.pid)/ns/mnt", &target) == 0 else { return [record.pid] }
         return ((try? directoryEntries("/proc")) ?? []).compactMap { pid_t($0) }.filter { pid in
             var st = stat()
-            return stat("/proc/\(pid)/ns/pid", &st) == 0 && st.st_ino == target.st_ino && st.st_dev == target.st_dev
+            return stat("/proc/\(pid)/ns/mnt", &st) == 0 && st.st_ino == target.st_ino && st.st_dev == target.st_dev
         }
     }
 

@@ -26,6 +26,17 @@ public struct MountInfo: Equatable, Sendable {
         }
     }
 
+    /// The mounts a path lookup can reach: one mounted later on the same
+    /// point or on a directory above it (a cgroup2 over /sys/fs/cgroup in
+    /// an engine's private namespace) hides the earlier ones there.
+    public static func visible(_ mounts: [MountInfo]) -> [MountInfo] {
+        mounts.enumerated().filter { index, mount in
+            !mounts[(index + 1)...].contains { later in
+                later.mountPoint == mount.mountPoint || mount.mountPoint.hasPrefix(later.mountPoint + "/")
+            }
+        }.map(\.element)
+    }
+
     /// The mount table of the calling process.
     public static func current() throws(UrunError) -> [MountInfo] {
         parse(try readText("/proc/self/mountinfo"))

@@ -8,10 +8,16 @@ import UrunKernel
 /// effective and saved ids alike.
 public func switchUser(uid: UInt32, gid: UInt32, groups: [UInt32]) throws(UrunError) {
     let shown = "setgroups(\(groups)), setgid(\(gid)), setuid(\(uid))"
-    try sys(.dropPrivileges, explain: shown) { groups.withUnsafeBufferPointer { setgroups($0.count, $0.baseAddress) } }
+    let deathSignal = urun_get_pdeathsig()
+    // A user namespace with one mapped id denies setgroups(2) (user_namespaces(7)):
+    // the groups stay as they are, as runc and crun leave them there.
+    if (try? readText("/proc/self/setgroups"))?.hasPrefix("deny") != true {
+        try sys(.dropPrivileges, explain: shown) { groups.withUnsafeBufferPointer { setgroups($0.count, $0.baseAddress) } }
+    }
     try sys(.dropPrivileges) { setgid(gid) }
     try sys(.dropPrivileges) { setuid(uid) }
     // A change of credentials clears PR_SET_PDEATHSIG (prctl(2)): set it
-    // again, so the container still dies with its supervisor.
-    _ = urun_set_pdeathsig(SIGKILL)
+    // again, so a container still dies with its supervisor (and one an OCI
+    // engine owns, without any, still outlives `create` and `exec --detach`).
+    if deathSignal != 0 { _ = urun_set_pdeathsig(deathSignal) }
 }

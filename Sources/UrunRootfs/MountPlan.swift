@@ -147,7 +147,9 @@ public struct MountPlan: Equatable, Sendable {
     /// Applies the plan in the child, which is root of its user namespace and
     /// owns a fresh mount namespace: / private, scratch and overlay, every op,
     /// then pivot_root.
-    public func apply() throws(UrunError) {
+    /// `beforePivot` runs once everything is mounted and the host's paths
+    /// still resolve (an OCI config's createContainer hooks).
+    public func apply(beforePivot: () throws(UrunError) -> Void = {}) throws(UrunError) {
         try sys(.makeRootPrivate, explain: "mount(NULL, \"/\", NULL, \(propagationNames(rootPropagation)))") {
             mount(nil, "/", nil, rootPropagation, nil)
         }
@@ -155,6 +157,7 @@ public struct MountPlan: Equatable, Sendable {
         if let rootDirectory { root = try bindRoot(rootDirectory) } else { root = try mountRoot() }
         defer { closeQuietly(root) }
         for op in ops { try apply(op, root: root) }
+        try beforePivot()
         try pivotRoot(to: rootfs)
         if readOnlyRoot {
             try sys(.remountReadOnly, explain: "mount(NULL, \"/\", NULL, MS_REMOUNT|MS_BIND|MS_RDONLY)", path: "/") {

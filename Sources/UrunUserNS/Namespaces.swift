@@ -1,3 +1,4 @@
+import Glibc
 import CUrunSyscalls
 
 /// The namespaces a container gets (namespaces(7)), as clone(2) flags.
@@ -20,5 +21,24 @@ public struct Namespaces: OptionSet, Sendable {
             (.ipc, "CLONE_NEWIPC"), (.network, "CLONE_NEWNET"), (.cgroup, "CLONE_NEWCGROUP"),
         ]
         return names.filter { contains($0.0) }.map(\.1).joined(separator: "|")
+    }
+
+    /// The file under /proc/PID/ns/ of a single namespace.
+    public var procName: String? {
+        let names: [(Namespaces, String)] = [
+            (.user, "user"), (.mount, "mnt"), (.pid, "pid"), (.uts, "uts"), (.ipc, "ipc"), (.network, "net"), (.cgroup, "cgroup"),
+        ]
+        return names.first { $0.0 == self }?.1
+    }
+
+    /// Whether the namespace file `fd` is the one this process is in already:
+    /// setns(2) into it would change nothing, yet still demand privilege over
+    /// it (a rootless pod "joining" the host's network namespace).
+    public static func isCurrent(_ fd: CInt, flags: CInt) -> Bool {
+        guard let name = Namespaces(rawValue: UInt64(flags)).procName else { return false }
+        var theirs = stat()
+        var mine = stat()
+        return fstat(fd, &theirs) == 0 && stat("/proc/self/ns/" + name, &mine) == 0
+            && theirs.st_ino == mine.st_ino && theirs.st_dev == mine.st_dev
     }
 }

@@ -22,8 +22,9 @@ import UrunKernel
 /// and this way the two sides work at once. (A process has every capability
 /// in a user namespace it just created, mapped or not.)
 ///
-/// With `joining` (a pidfd), the child enters that process's user and network
-/// namespaces instead of making new ones, and no maps are written: see
+/// With `joining` (descriptors and the namespaces each stands for: a pidfd
+/// for another container's user and network namespaces, or an OCI config's
+/// namespace paths), the child enters those instead of making new ones: see
 /// `cloneJoining`.
 ///
 /// If the parent cannot write the maps it closes `release` unwritten; the
@@ -32,7 +33,7 @@ import UrunKernel
 /// `diesWithParent` is false: an OCI runtime's `create` leaves its container
 /// to the engine that called it (conmon, the containerd shim).
 public func cloneIntoNamespaces(
-    _ namespaces: Namespaces, early: Namespaces = [], idMap: IDMap?, joining: CInt = -1, cgroupFD: CInt = -1,
+    _ namespaces: Namespaces, early: Namespaces = [], idMap: IDMap?, joining: [NamespaceEntry] = [], cgroupFD: CInt = -1,
     diesWithParent: Bool = true,
     prepare: (pid_t) throws(UrunError) -> Void = { _ in },
     connect: (pid_t) throws(UrunError) -> Void = { _ in },
@@ -54,7 +55,7 @@ public func cloneIntoNamespaces(
     var pidfd: CInt = -1
     let pid: pid_t
     do throws(UrunError) {
-        if joining >= 0 {
+        if !joining.isEmpty {
             pid = try cloneJoining(joining, namespaces, pidfd: &pidfd)
         } else {
             pid = try sys(
@@ -120,19 +121,32 @@ public func cloneIntoNamespaces(
     return child
 }
 
-/// Clones the container into the user and network namespaces of the process
-/// behind `target` (a pidfd), returning 0 in the container and its pid in urun.
+/// A namespace to enter: a descriptor (a /proc/PID/ns file, or a pidfd for
+/// several at once) and the CLONE_NEW* flags it stands for.
+public struct NamespaceEntry: Sendable {
+    public let fd: CInt
+    public let flags: CInt
+
+    public init(fd: CInt, flags: CInt) {
+        self.fd = fd
+        self.flags = flags
+    }
+}
+
+/// Clones the container into the namespaces `entries` name (in order: a user
+/// namespace first), returning 0 in the container and its pid in urun.
 ///
-///     urun ── clone() ──▶ intermediate: setns(target, CLONE_NEWUSER|CLONE_NEWNET)
+///     urun ── clone() ──▶ intermediate: setns(each entry)
 ///                                       clone(CLONE_PARENT|CLONE_NEWPID|CLONE_NEWNS) ──▶ container
 ///          ◀── its pid (handoff pipe) ──                                   (urun's own child)
 ///     reap the intermediate, pidfd_open(container)
 ///
 /// urun never leaves the host's namespaces (a process cannot setns back out
-/// of a user namespace), and the container is still urun's child, supervised
-/// and reaped as any other. The container's PID namespace must be made by a
-/// process already inside the joined user namespace, hence the intermediate.
-private func cloneJoining(_ target: CInt, _ namespaces: Namespaces, pidfd: inout CInt) throws(UrunError) -> pid_t {
+/// of a user namespace, and a joined PID namespace is only its children's),
+/// and the container is still urun's child, supervised and reaped as any
+/// other. The container's PID namespace must be made by a process already
+/// inside the joined user namespace, hence the intermediate.
+private func cloneJoining(_ entries: [NamespaceEntry], _ namespaces: Namespaces, pidfd: inout CInt) throws(UrunError) -> pid_t {
     var handoff: [CInt] = [-1, -1]
     try sys(.joinNamespaces) { urun_pipe2(&handoff, O_CLOEXEC) }
     defer { closeQuietly(handoff[0]) }
@@ -150,9 +164,11 @@ private func cloneJoining(_ target: CInt, _ namespaces: Namespaces, pidfd: inout
         // "P" and the container's pid, or "E" and an error record.
         var message: [UInt8]
         do throws(UrunError) {
-            let flags = CInt(URUN_CLONE_NEWUSER | URUN_CLONE_NEWNET)
-            try sys(.joinNamespaces, explain: "setns(pidfd of the container, CLONE_NEWUSER|CLONE_NEWNET)  [in the intermediate]") {
-                urun_setns(target, flags)
+            for entry in entries where !Namespaces.isCurrent(entry.fd, flags: entry.flags) {
+                let names = Namespaces(rawValue: UInt64(entry.flags)).flagNames
+                try sys(.joinNamespaces, explain: "setns(\(entry.fd), \(names))  [in the intermediate]") {
+                    urun_setns(entry.fd, entry.flags)
+                }
             }
             var unused: CInt = -1
             let pid = try sys(.clone, explain: "clone(CLONE_PARENT|\(namespaces.flagNames))  [in the intermediate]") {

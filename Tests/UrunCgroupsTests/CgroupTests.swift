@@ -28,6 +28,16 @@ import UrunKernel
         #expect(root.own.path == "/sys/fs/cgroup")
     }
 
+    @Test func aHierarchyMountedOverTheHybridOneIsTheOneUsed() throws {
+        // containerd's private namespace in the shared notes: cgroup2 over /sys/fs/cgroup hides
+        // the hybrid tree, /sys/fs/cgroup/unified included.
+        let covered = hybrid + "\n52 31 0:38 / /sys/fs/cgroup rw,relatime - cgroup2 cgroup2 rw\n"
+        let h = try #require(CgroupHierarchy.parse(mountinfo: covered, procSelfCgroup: "4:memory:/x\n0::/pod\n"))
+        #expect(h.mountPoint == "/sys/fs/cgroup")
+        #expect(h.layout == .unified)
+        #expect(h.own.path == "/sys/fs/cgroup/pod")
+    }
+
     @Test func noCgroup2OrAnUnreachablePathIsNil() {
         #expect(CgroupHierarchy.parse(mountinfo: "35 31 0:32 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n", procSelfCgroup: "0::/\n") == nil)
         #expect(CgroupHierarchy.parse(mountinfo: unified, procSelfCgroup: "0::/../../elsewhere\n") == nil)

@@ -128,6 +128,53 @@ struct OCIBundle {
         #expect(waitFor { Harness.sh("kill -0 \(pid) 2>/dev/null").status != 0 }, "the exec'd process died with the container")
     }
 
+    /// A pod: the second container joins the first one's namespaces by path
+    /// (the CRI shares a pod's PID, IPC, UTS and network namespaces this way;
+    /// rootless, podman's pods join its user namespace too). Its processes
+    /// keep running after `create` and `exec --detach` return, also when they
+    /// switch to a user with supplementary groups.
+    @Test(arguments: [true, false]) func aSecondContainerJoinsTheFirstsNamespaces(_ rootless: Bool) throws {
+        try require(rootless || getuid() == 0, "running as root needs root")
+        let first = OCIBundle(rootless: rootless, OCIBundle.command(["sleep", "1001"]))
+        #expect(first.oci(["run", "-d", "--bundle", first.path, "p1"]).status == 0)
+        let pid = try #require(Int32(first.oci(["ps", "p1"]).lines.last { Int32($0) != nil } ?? ""), "\(first.oci(["ps", "p1"]))")
+        let second = OCIBundle(rootless: rootless) { config in
+            var process = config["process"] as! [String: Any]
+            process["args"] = ["sleep", "1002"]
+            process["user"] = ["uid": 0, "gid": 0, "additionalGids": [0]]
+            config["process"] = process
+            var linux = config["linux"] as! [String: Any]
+            var namespaces = (linux["namespaces"] as! [[String: Any]]).filter { $0["type"] as? String == "mount" }
+            for type in ["pid", "ipc", "uts", "network"] + (rootless ? ["user"] : []) {
+                namespaces.append(["type": type, "path": "/proc/\(pid)/ns/\(type == "network" ? "net" : type)"])
+            }
+            linux["namespaces"] = namespaces
+            linux.removeValue(forKey: "uidMappings")
+            linux.removeValue(forKey: "gidMappings")
+            config["linux"] = linux
+            config.removeValue(forKey: "hostname")
+        }
+        let created = second.oci(["create", "--bundle", second.path, "p2"])
+        #expect(created.status == 0, "\(created)")
+        #expect(second.oci(["start", "p2"]).status == 0)
+        let seen = second.oci(["exec", "p2", "sh", "-c", "tr '\\0' ' ' < /proc/1/cmdline; echo; hostname; readlink /proc/self/ns/net"])
+        let netOfFirst = Harness.sh("readlink /proc/\(pid)/ns/net").text
+        #expect(seen.lines == ["sleep 1001 ", "urun", netOfFirst], "PID 1 is the first container's: \(seen)")
+        let process = second.path + "/process.json"
+        FileManager.default.createFile(atPath: process, contents: Data(#"{"args":["sleep","1003"],"cwd":"/","env":["PATH=/bin"],"user":{"uid":0,"gid":0,"additionalGids":[0]}}"#.utf8))
+        Harness.sh("chmod 644 \(process)")
+        #expect(second.oci(["exec", "--process", process, "--detach", "--pid-file", second.path + "/exec.pid", "p2"]).status == 0)
+        let execPID = Harness.sh("cat \(second.path)/exec.pid").text
+        usleep(200_000)
+        #expect(Harness.sh("tr '\\0' ' ' < /proc/\(execPID)/cmdline").text == "sleep 1003", "a detached exec outlives urun exec")
+        #expect(second.status("p2") == "running", "the init outlives urun create")
+        #expect(second.oci(["delete", "--force", "p2"]).status == 0)
+        #expect(waitFor { Harness.sh("pgrep -x -f 'sleep 100[23]'").stdout.isEmpty }, "delete --force ends the second container's processes, the exec'd one too")
+        #expect(first.status("p1") == "running", "and not the first's, in the same PID namespace")
+        #expect(first.oci(["delete", "--force", "p1"]).status == 0)
+        #expect(waitFor { Harness.sh("pgrep -x -f 'sleep 100[123]'").stdout.isEmpty })
+    }
+
     /// What an engine puts in a config is honoured: binds, tmpfs, env, cwd,
     /// rlimits, masked and read-only paths, sysctls, the read-only root, hooks.
     @Test func configFieldsAreHonoured() throws {
@@ -159,6 +206,42 @@ struct OCIBundle {
         #expect(run.lines == ["from-host", "/work", "hello", "100", "1", "0", "1", "1"], "\(run)")
         let state = Harness.sh("cat \(hookOut)").text
         #expect(state.contains("\"id\":\"f1\"") && state.contains("\"status\":\"creating\""), "the hook got the state on stdin: \(state)")
+    }
+
+    /// Each hook at its stage with the state on stdin: createRuntime and
+    /// prestart by urun on the host, createContainer in the container's
+    /// mount namespace before pivot_root (a host path), startContainer in
+    /// the container after `start` (a container path), poststart and
+    /// poststop on the host.
+    @Test func hooksRunAtTheirStages() throws {
+        let log = h.freshRoot() + "-hooks.log"
+        let hook = h.freshRoot() + "-hook.sh"
+        // Each writes its stage and the state's status.
+        let script = #"state=$(cat); status=${state#*\"status\":\"}; echo "$1 ${status%%\"*}""#
+        FileManager.default.createFile(atPath: hook, contents: Data("#!/bin/sh\n\(script) >> \(log)\n".utf8))
+        Harness.sh("chmod 755 \(hook) && touch \(log) && chown \(h.uid) \(log)")
+        let bundle = OCIBundle { config in
+            var process = config["process"] as! [String: Any]
+            process["args"] = ["cat", "/dev/shm/started"]
+            config["process"] = process
+            func at(_ stage: String) -> [[String: Any]] { [["path": hook, "args": ["hook", stage]]] }
+            config["hooks"] = [
+                "prestart": at("prestart"), "createRuntime": at("createRuntime"), "createContainer": at("createContainer"),
+                "startContainer": [["path": "/bin/sh", "args": ["sh", "-c", script + " > /dev/shm/started", "sh", "startContainer"]]],
+                "poststart": at("poststart"), "poststop": at("poststop"),
+            ]
+        }
+        let run = bundle.oci(["run", "--bundle", bundle.path, "h1"])
+        #expect(run.text == "startContainer created", "\(run)")
+        let stages = Harness.sh("cat \(log)").lines
+        #expect(stages == ["prestart creating", "createRuntime creating", "createContainer creating", "poststart running", "poststop stopped"], "\(stages)")
+
+        let failing = OCIBundle { config in
+            config["hooks"] = ["createContainer": [["path": "/bin/false"]]]
+        }
+        let refused = failing.oci(["create", "--bundle", failing.path, "h2"])
+        #expect(refused.status == 1 && refused.stderr.contains("createContainer hook /bin/false failed with exit status 1"), "\(refused)")
+        #expect(Harness.sh("ls -A \(failing.root) | grep -v '^\\.cache$'").stdout.isEmpty, "nothing left")
     }
 
     /// Bad configs and wrong states: one clear line, exit 1, nothing left.

@@ -99,6 +99,8 @@ int urun_dup_cloexec(int fd);
 /// unblocked and default. Returns the pid (-1 and errno on failure).
 pid_t urun_spawn_tied(const char *path, char *const argv[], char *const envp[], const int *fds, int count);
 int urun_set_pdeathsig(int sig);
+/* The signal PR_SET_PDEATHSIG set, 0 for none. */
+int urun_get_pdeathsig(void);
 int urun_set_dumpable(int on);
 int urun_set_no_new_privs(void);
 int urun_set_child_subreaper(void);
