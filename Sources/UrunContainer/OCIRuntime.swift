@@ -32,6 +32,9 @@ public struct OCIRuntime {
         public var preserveFDs: Int32 = 0
         /// The caller is not root: a config without a user namespace gets one.
         public var rootless = getuid() != 0
+        /// false (--cgroup-manager=disabled): the container gets no cgroup, and
+        /// its limits are not applied (said on stderr, as a warning).
+        public var cgroups = true
         public init() {}
     }
 
@@ -153,7 +156,12 @@ public struct OCIRuntime {
         try makeDirectories(root, mode: 0o700)
         let bundle = try UrunPaths.absolute(bundleArgument)
         let config = try OCIConfig(json: try readFile(bundle + "/config.json"), source: bundle + "/config.json")
-        let plan = try BundlePlan(config, bundle: bundle, rootless: options.rootless)
+        var plan = try BundlePlan(config, bundle: bundle, rootless: options.rootless)
+        if !options.cgroups {
+            if !plan.resources.isEmpty { plan.warnings.append("linux.resources are not applied: --cgroup-manager=disabled") }
+            plan.resources = []
+            plan.cgroupsPath = nil
+        }
         if plan.process.terminal && options.consoleSocket == nil && !foreground {
             throw .invalid("config.json: process.terminal: a detached container's terminal needs --console-socket")
         }

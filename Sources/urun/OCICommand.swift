@@ -17,6 +17,8 @@ enum OCICommand {
         var logJSON = false
         var debug = false
         var rootless = "auto"
+        /// --cgroup-manager=disabled: no cgroup for the container (crun's meaning).
+        var cgroupsDisabled = false
     }
 
     static func main(_ arguments: [String]) -> Int32 {
@@ -45,6 +47,8 @@ enum OCICommand {
                     guard ["cgroupfs", "systemd", "disabled"].contains(manager) else {
                         throw UrunError.usage("--cgroup-manager \(printable(manager)): cgroupfs, systemd or disabled")
                     }
+                    // systemd is placed as cgroupfs (urun talks to no systemd); disabled makes none.
+                    globals.cgroupsDisabled = manager == "disabled"
                 case "rootless":
                     globals.rootless = try value()
                     guard ["auto", "true", "false"].contains(globals.rootless) else {
@@ -137,6 +141,7 @@ enum OCICommand {
             options.pidFile = o["pid-file"]
             options.consoleSocket = o["console-socket"]
             options.rootless = rootless
+            options.cgroups = !globals.cgroupsDisabled
             if let fds = o["preserve-fds"] {
                 guard let n = Int32(fds), (0...1024).contains(n) else { throw UrunError.usage("--preserve-fds \(printable(fds)): 0 to 1024") }
                 options.preserveFDs = n

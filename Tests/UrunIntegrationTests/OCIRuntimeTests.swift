@@ -244,6 +244,24 @@ struct OCIBundle {
         #expect(Harness.sh("ls -A \(failing.root) | grep -v '^\\.cache$'").stdout.isEmpty, "nothing left")
     }
 
+    /// Limits with no delegated cgroup: refused naming the fix, nothing
+    /// left; with --cgroup-manager=disabled the container runs without them,
+    /// and a warning says so.
+    @Test func limitsWithoutADelegatedCgroup() {
+        let bundle = OCIBundle { config in
+            OCIBundle.command(["echo", "ran"])(&config)
+            var linux = config["linux"] as! [String: Any]
+            linux["resources"] = ["memory": ["limit": 64 << 20]]
+            config["linux"] = linux
+        }
+        let refused = bundle.oci(["run", "--bundle", bundle.path, "l1"])
+        #expect(refused.status == 1 && refused.stderr.contains("linux.resources.memory.limit needs the memory controller, which is not delegated to you here"), "\(refused)")
+        #expect(Harness.sh("ls -A \(bundle.root) | grep -v '^\\.cache$'").stdout.isEmpty, "nothing left")
+        let disabled = h.runAsUser([h.binary, "oci", "--root", bundle.root, "--cgroup-manager=disabled", "run", "--bundle", bundle.path, "l2"])
+        #expect(disabled.status == 0 && disabled.text == "ran", "\(disabled)")
+        #expect(disabled.stderr.contains("linux.resources are not applied: --cgroup-manager=disabled"), "\(disabled)")
+    }
+
     /// Bad configs and wrong states: one clear line, exit 1, nothing left.
     @Test func badInputIsOneLineAndLeavesNothing() {
         let bundle = OCIBundle { config in config["ociVersion"] = "2.0.0" }
