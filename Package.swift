@@ -28,11 +28,11 @@ let package = Package(
             dependencies: ["CUrunSyscalls", .product(name: "SystemPackage", package: "swift-system")]),
         .target(name: "UrunUserNS", dependencies: ["UrunKernel"]),
         .target(name: "UrunRootfs", dependencies: ["UrunKernel"]),
-        .target(name: "UrunImage", dependencies: ["UrunKernel", "UrunUserNS", "CUrunArchive", "CUrunSHA256"]),
+        .target(name: "UrunImage", dependencies: ["UrunKernel", "CUrunArchive", "CUrunSHA256"]),
         .target(name: "UrunProcess", dependencies: ["UrunKernel"]),
         .target(name: "UrunCgroups", dependencies: ["UrunKernel"]),
         .target(name: "UrunSecurity", dependencies: ["UrunKernel", "CUrunSecurity", "CUrunSyscalls"]),
-        .target(name: "UrunNetwork", dependencies: ["UrunKernel", "UrunProcess", "CUrunSyscalls"]),
+        .target(name: "UrunNetwork", dependencies: ["UrunKernel", "CUrunSyscalls"]),
         .target(name: "UrunOCI", dependencies: ["UrunKernel"]),
         .target(name: "UrunCLI"),
         .target(

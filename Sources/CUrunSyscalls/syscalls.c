@@ -12,6 +12,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/personality.h>
 #include <sys/random.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
@@ -55,6 +56,9 @@ _Static_assert(URUN_AT_EMPTY_PATH == AT_EMPTY_PATH, "AT_EMPTY_PATH");
 _Static_assert(URUN_AT_RECURSIVE == AT_RECURSIVE, "AT_RECURSIVE");
 _Static_assert(URUN_CLONE_NEWNS == CLONE_NEWNS, "CLONE_NEWNS");
 _Static_assert(URUN_CLONE_NEWCGROUP == CLONE_NEWCGROUP, "CLONE_NEWCGROUP");
+#ifdef CLONE_NEWTIME
+_Static_assert(URUN_CLONE_NEWTIME == CLONE_NEWTIME, "CLONE_NEWTIME");
+#endif
 _Static_assert(URUN_CLONE_NEWUTS == CLONE_NEWUTS, "CLONE_NEWUTS");
 _Static_assert(URUN_CLONE_NEWIPC == CLONE_NEWIPC, "CLONE_NEWIPC");
 _Static_assert(URUN_CLONE_NEWUSER == CLONE_NEWUSER, "CLONE_NEWUSER");
@@ -209,6 +213,7 @@ long urun_copy_file_range(int in, int out, size_t length) { return copy_file_ran
 int urun_dup_cloexec(int fd) { return fcntl(fd, F_DUPFD_CLOEXEC, 3); }
 
 int urun_set_pdeathsig(int sig) { return prctl(PR_SET_PDEATHSIG, (unsigned long)sig, 0, 0, 0); }
+int urun_personality(unsigned long persona) { return personality(persona); }
 int urun_get_pdeathsig(void) {
     int sig = 0;
     return prctl(PR_GET_PDEATHSIG, (unsigned long)&sig, 0, 0, 0) == 0 ? sig : 0;

@@ -23,6 +23,10 @@ public struct BundlePlan: Sendable {
     public var entered: [(path: String, type: CInt)] = []
     public var joins: [(path: String, type: CInt)] = []
     public var unshareCgroup = false
+    /// A time namespace of the container's own, with these offsets (clock, seconds, nanoseconds).
+    public var timeOffsets: [(clock: String, secs: Int64, nanosecs: UInt32)]?
+    /// personality(2)'s execution domain: 8 for LINUX32.
+    public var personality: UInt?
     public var idMap: IDMap?
     public var mounts: MountPlan
     public var security = SecurityPolicy()
@@ -46,6 +50,7 @@ public struct BundlePlan: Sendable {
         flags["uts"] = CInt(URUN_CLONE_NEWUTS)
         flags["user"] = CInt(URUN_CLONE_NEWUSER)
         flags["cgroup"] = CInt(URUN_CLONE_NEWCGROUP)
+        flags["time"] = CInt(URUN_CLONE_NEWTIME)
         return flags
     }()
 
@@ -69,7 +74,6 @@ public struct BundlePlan: Sendable {
             throw .invalid("config.json: linux.namespaces: urun needs a mount namespace of the container's own")
         }
         for namespace in namespaces {
-            if namespace.type == "time" { throw .invalid("config.json: linux.namespaces: time namespaces are not supported by urun") }
             guard let flag = Self.namespaceFlags[namespace.type] else { continue }
             if let path = namespace.path {
                 switch namespace.type {
@@ -86,6 +90,7 @@ public struct BundlePlan: Sendable {
             case "network": early.insert(.network)
             case "ipc": early.insert(.ipc)
             case "uts": early.insert(.uts)
+            case "time": timeOffsets = config.linux.timeOffsets.sorted { $0.key < $1.key }.map { ($0.key, $0.value.secs, $0.value.nanosecs) }
             default: unshareCgroup = true
             }
         }
@@ -148,11 +153,9 @@ public struct BundlePlan: Sendable {
         if process.selinuxLabel.map({ !$0.isEmpty }) == true {
             warnings.append("process.selinuxLabel is not applied: urun has no SELinux support")
         }
-        if let personality = config.linux.personality, personality != "LINUX" {
-            throw .invalid("config.json: linux.personality: \(personality) is not supported by urun")
-        }
-        if !config.linux.timeOffsets.isEmpty {
-            throw .invalid("config.json: linux.timeOffsets: time namespaces are not supported by urun")
+        if let domain = config.linux.personality { personality = domain == "LINUX32" ? 0x0008 : 0 }
+        if !config.linux.timeOffsets.isEmpty && timeOffsets == nil {
+            throw .invalid("config.json: linux.timeOffsets: needs a time namespace of the container's own")
         }
 
         // Resources, for the container's cgroup.

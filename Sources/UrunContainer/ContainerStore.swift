@@ -127,7 +127,16 @@ public struct ContainerStore: Sendable {
     /// its runtime state, then its data but the mark, then the mark and the
     /// directory, so that until the end `ps -a` shows it and `rm` can finish it.
     public func remove(_ id: String) throws(UrunError) {
-        try removeTree(runtime(id))
+        // Renamed away first: a verb racing this one (start, restart) makes
+        // runtime/<id> and its lock anew, finds the container gone and removes
+        // its own directory, instead of filling the one being emptied
+        // (ENOTEMPTY). A removal killed midway leaves the renamed one: the next finishes it.
+        let removing = runtime(id) + ".removing"
+        try removeTree(removing)
+        if rename(runtime(id), removing) != 0 && errno != ENOENT {
+            throw .kernel(.removeContainerDir, path: runtime(id), .current)
+        }
+        try removeTree(removing)
         let path = directory(id)
         let fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         guard fd >= 0 else {

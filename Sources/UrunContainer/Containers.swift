@@ -65,6 +65,8 @@ public struct Containers: Sendable {
         defer { closeQuietly(lock) }
         try requireExisting(record)
         guard !store.isBeingRemoved(record.id) else {
+            // The runtime directory is the removal's to delete: the one lockVerbs just made goes too.
+            try? removeTree(store.runtime(record.id))
             throw .invalid("container \(record.name) is being removed; urun rm \(record.name) finishes it")
         }
         let state = store.state(record.id)
@@ -92,7 +94,8 @@ public struct Containers: Sendable {
 
         var client: CInt?
         if case .client(let stdin) = attach {
-            guard readLine(report[0]) == "listening" else { throw failure(report[0], record) }
+            let heard = Channel.receive(from: report[0])
+            guard heard == .listening else { throw failure(heard, record) }
             let socket = try connectAttach(record.id)
             client = socket
             // The first byte a starting client sends says whether it hands its stdin over.
@@ -102,9 +105,10 @@ public struct Containers: Sendable {
                 throw .kernel(.superviseContainer, path: store.attachSocket(record.id), .current)
             }
         }
-        guard readLine(report[0]) == "started" else {
+        let heard = Channel.receive(from: report[0])
+        guard heard == .started else {
             if let client { closeQuietly(client) }
-            throw failure(report[0], record)
+            throw failure(heard, record)
         }
         return client
     }
@@ -118,24 +122,10 @@ public struct Containers: Sendable {
         }
     }
 
-    /// What the monitor reported instead of what was expected: "error" and
-    /// an error record, or nothing (it died).
-    private func failure(_ fd: CInt, _ record: ContainerRecord) -> UrunError {
-        let rest = (try? readAll(fd)) ?? []
-        return UrunError(record: rest) ?? .invalid("container \(record.name) did not start (its monitor exited)")
-    }
-
-    /// One line of the monitor's report, without the newline.
-    private func readLine(_ fd: CInt) -> String? {
-        var line: [UInt8] = []
-        var byte: UInt8 = 0
-        while true {
-            let n = read(fd, &byte, 1)
-            if n < 0 && errno == EINTR { continue }
-            if n <= 0 { return nil }
-            if byte == UInt8(ascii: "\n") { return String(decoding: line, as: UTF8.self) }
-            line.append(byte)
-        }
+    /// What the monitor reported instead of what was expected: why, or nothing (it died).
+    private func failure(_ heard: ChannelMessage?, _ record: ContainerRecord) -> UrunError {
+        if case .failed(let error) = heard { return error }
+        return .invalid("container \(record.name) did not start (its monitor exited)")
     }
 
     /// Connects to the container's attach socket.

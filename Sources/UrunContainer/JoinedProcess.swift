@@ -73,13 +73,14 @@ struct JoinedProcess {
             if fd >= 0 { master = fd }
         }
         closeQuietly(ptySocket[0])
-        let failure = (try? readAll(report[0])) ?? []
+        let failure = Channel.receive(from: report[0])
         closeQuietly(report[0])
-        if !failure.isEmpty {
+        if let failure {
             var status: CInt = 0
             waitpid(pid, &status, 0)
             if let master { closeQuietly(master) }
-            throw UrunError(record: failure) ?? .invalid("exec failed")
+            if case .failed(let error) = failure { throw error }
+            throw .invalid("exec failed")
         }
         return Started(pid: pid, pidfd: childPidfd, master: master)
     }

@@ -69,6 +69,8 @@ extension Launcher {
                 environment: plan.environment, security: plan.security, seccomp: seccomp)
             setup.joins = joins
             setup.unshareCgroup = plan.unshareCgroup
+            setup.timeOffsets = plan.timeOffsets
+            setup.personality = plan.personality
             setup.hostname = plan.hostname
             setup.domainname = plan.domainname
             setup.loopback = plan.early.contains(.network)

@@ -304,6 +304,10 @@ struct ChildSetup {
     var joins: [(fd: CInt, type: CInt)] = []
     /// The cgroup urun placed the child in becomes the container's cgroup root.
     var unshareCgroup = true
+    /// A time namespace of its own, with these offsets (an OCI config's).
+    var timeOffsets: [(clock: String, secs: Int64, nanosecs: UInt32)]?
+    /// personality(2), set last before the exec (an OCI config's LINUX32).
+    var personality: UInt?
     var hostname: String?
     var domainname: String?
     /// A new network namespace: its loopback comes up.
@@ -353,6 +357,7 @@ struct ChildSetup {
         if unshareCgroup {
             try sys(.unshareCgroup, explain: "unshare(CLONE_NEWCGROUP)") { urun_unshare(CInt(URUN_CLONE_NEWCGROUP)) }
         }
+        if let timeOffsets { try enterTimeNamespace(timeOffsets) }
         // The host's /proc still answers: its "self" is this process's pid out there.
         var link = [CChar](repeating: 0, count: 32)
         let hostPID = readlink("/proc/self", &link, link.count - 1) > 0 ? pid_t(String(cString: link)) ?? 0 : 0
@@ -380,6 +385,9 @@ struct ChildSetup {
             }
         }
         if let umask { _ = Glibc.umask(umask) }
+        if let personality {
+            try sys(.setPersonality, explain: "personality(\(personality))") { urun_personality(personality) }
+        }
         if let oomScoreAdj {
             try sys(.setOOMScore, explain: "write /proc/self/oom_score_adj \"\(oomScoreAdj)\"", path: "/proc/self/oom_score_adj") {
                 urun_write_file("/proc/self/oom_score_adj", String(oomScoreAdj))
@@ -411,6 +419,25 @@ struct ChildSetup {
             try waitForStart(fifo)
             for hook in startContainerHooks { try Hooks.run(hook, state: hookState(hostPID, "created"), stage: "startContainer") }
         }, confine: confine)
+    }
+
+    /// Offsets can only be written while no process is in the namespace:
+    /// unshare makes it for children, the offsets go in, then this process
+    /// enters it itself through time_for_children and stays PID 1.
+    private func enterTimeNamespace(_ offsets: [(clock: String, secs: Int64, nanosecs: UInt32)]) throws(UrunError) {
+        try sys(.enterTimeNamespace, explain: "unshare(CLONE_NEWTIME)") { urun_unshare(CInt(URUN_CLONE_NEWTIME)) }
+        if !offsets.isEmpty {
+            let lines = offsets.map { "\($0.clock) \($0.secs) \($0.nanosecs)" }
+            let text = lines.map { $0 + "\n" }.joined()
+            let file = "/proc/self/timens_offsets"
+            try sys(.enterTimeNamespace, explain: "write \(file) \"\(lines.joined(separator: "; "))\"", path: file) {
+                urun_write_file(file, text)
+            }
+        }
+        let children = "/proc/self/ns/time_for_children"
+        let fd = try sys(.enterTimeNamespace, path: children) { open(children, O_RDONLY | O_CLOEXEC) }
+        defer { closeQuietly(fd) }
+        try sys(.enterTimeNamespace, explain: "setns(time_for_children, CLONE_NEWTIME)") { urun_setns(fd, CInt(URUN_CLONE_NEWTIME)) }
     }
 
     private func closeInheritedDescriptors(above highest: CInt, keeping own: Set<CInt>) {

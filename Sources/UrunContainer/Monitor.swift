@@ -20,9 +20,9 @@ public struct Monitor {
     }
 
     /// Starts the container and reports on `report` (a pipe from the urun
-    /// that asked), one line each: "listening" (with `waitForClient`, once
-    /// the attach socket is ready), then "started", or "error" and an error
-    /// record. Then supervises it.
+    /// that asked, spoken as a `Channel`): `.listening` (with `waitForClient`,
+    /// once the attach socket is ready), then `.started`, or `.failed` and
+    /// why. Then supervises it.
     public func run(report: CInt, waitForClient: Bool) -> Int32 {
         let record: ContainerRecord
         let directory = ContainerDirectory(in: store.dataDirectory, id: id)
@@ -43,7 +43,7 @@ public struct Monitor {
             listener = try listen()
             if waitForClient {
                 // The client sees the output from the first byte: it connects before the command runs.
-                writeQuietly(report, "listening\n")
+                Channel.send(.listening, on: report)
                 firstClient = accept(listener, seconds: 10)
                 handedStdin = receiveStdin(from: firstClient)
             }
@@ -70,9 +70,7 @@ public struct Monitor {
                 while waitpid(container.pid, &status, 0) < 0 && errno == EINTR {}
                 launcher.finish(container, report: false)
             }
-            writeQuietly(report, "error\n")
-            let bytes = error.record()
-            bytes.withUnsafeBytes { _ = write(report, $0.baseAddress, $0.count) }
+            Channel.send(.failed(error), on: report)
             closeQuietly(listener)
             unlink(store.attachSocket(id))
             directory.release()
@@ -80,7 +78,7 @@ public struct Monitor {
         }
         guard let started else { return 125 }
         io.closeChildEnds()
-        writeQuietly(report, "started\n")
+        Channel.send(.started, on: report)
         closeQuietly(report)
         // The monitor lives as long as its container: give back the pages
         // that start-up touched; the relay loop refaults the few it needs.
@@ -150,7 +148,7 @@ public struct Monitor {
     /// The image of a kept container, from the cache (unpacked again from
     /// its archive if this id mapping lacks its layers).
     static func image(for record: ContainerRecord, cache: String) throws(UrunError) -> Image {
-        if let directory = record.rootfsDirectory { return try ImageStore(directory: cache).image(for: directory) }
+        if let directory = record.rootfsDirectory { return try ImageStore(directory: cache, mapping: nil).image(for: directory) }
         guard let id = record.imageID else { throw .invalid("container \(record.name) names no image") }
         return try ImageStore(directory: cache, mapping: try record.spec.subordinateMapping()).image(id: id)
     }

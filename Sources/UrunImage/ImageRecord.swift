@@ -1,6 +1,5 @@
 import Glibc
 import UrunKernel
-import UrunUserNS
 
 /// An image in the cache (images/<id>.json): where it came from, what it is
 /// called, its configuration and its layers.
@@ -141,7 +140,7 @@ extension ImageStore {
             guard !used.contains(digest) else { continue }
             let path = layersDirectory + "/" + name
             freed += (try? readText(path + ".size")).flatMap { UInt64($0.trimmingWhitespace()) } ?? 0
-            try removeTreeAsOwner(path)
+            try removeAsOwner(path)
             unlink(path + ".size")
         }
         removeLeftovers()

@@ -2,7 +2,21 @@ import CUrunArchive
 import CUrunSyscalls
 import Glibc
 import UrunKernel
-import UrunUserNS
+
+/// A user namespace with subordinate ids that layers are unpacked in, so
+/// their files keep their owners: made by whoever builds the store (the
+/// container code, with UrunUserNS), named here by its identity.
+public struct UnpackNamespace: Sendable {
+    /// Marks the layers unpacked in it: `<digest>@<identity>`.
+    public let identity: String
+    /// Runs the body in a child process inside the namespace, returning once it is done.
+    public let run: @Sendable (() throws(UrunError) -> Void) throws(UrunError) -> Void
+
+    public init(identity: String, run: @escaping @Sendable (() throws(UrunError) -> Void) throws(UrunError) -> Void) {
+        self.identity = identity
+        self.run = run
+    }
+}
 
 /// The content-addressed cache of unpacked images:
 ///
@@ -26,12 +40,20 @@ import UrunUserNS
 /// tree that a later run would use.
 public struct ImageStore: Sendable {
     public let directory: String
-    /// The mapping layers are unpacked under; nil: the caller's own ids.
-    public let mapping: IDMap?
+    /// The user namespace layers are unpacked in; nil: the caller's own ids.
+    public let mapping: UnpackNamespace?
 
-    public init(directory: String, mapping: IDMap? = nil) {
+    /// Removes a tree of the cache; given by the store's builder, which can
+    /// also remove what a container's other users (subordinate ids) made.
+    public let removeAsOwner: @Sendable (String) throws(UrunError) -> Void
+
+    public init(
+        directory: String, unpackingIn mapping: UnpackNamespace? = nil,
+        removeAsOwner: @escaping @Sendable (String) throws(UrunError) -> Void = { (path) throws(UrunError) in try removeTree(path) }
+    ) {
         self.directory = directory
-        self.mapping = mapping?.hasSubordinateIDs == true ? mapping : nil
+        self.mapping = mapping
+        self.removeAsOwner = removeAsOwner
     }
 
     public var layersDirectory: String { directory + "/layers" }
@@ -147,7 +169,7 @@ public struct ImageStore: Sendable {
         let request = LoadRequest(
             path: path, isDirectory: isDirectory(st), key: key, tag: tag, id: id, platform: platform, showProgress: showProgress)
         if let mapping {
-            try runInUserNamespace(mapping) { () throws(UrunError) in try load(request) }
+            try mapping.run { () throws(UrunError) in try load(request) }
         } else {
             try load(request)
         }
@@ -167,7 +189,7 @@ public struct ImageStore: Sendable {
                 let storeLock = try lockStore(exclusive: false)
                 defer { closeQuietly(storeLock) }
                 let flatten = { () throws(UrunError) in try Flattener(store: self).flatten(layers: layers, digest: flat) }
-                if let mapping { try runInUserNamespace(mapping, flatten) } else { try flatten() }
+                if let mapping { try mapping.run(flatten) } else { try flatten() }
             }
             layers = [layerName(flat)]
         }
@@ -437,7 +459,7 @@ public struct ImageStore: Sendable {
         for name in (try? directoryEntries(tmp)) ?? [] {
             let fd = open(tmp + "/" + name, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
             guard fd >= 0 else { continue }
-            if flock(fd, LOCK_EX | LOCK_NB) == 0 { try? removeTreeAsOwner(tmp + "/" + name) }
+            if flock(fd, LOCK_EX | LOCK_NB) == 0 { try? removeAsOwner(tmp + "/" + name) }
             closeQuietly(fd)
         }
     }

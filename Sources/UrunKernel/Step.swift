@@ -13,6 +13,7 @@ public enum Step: UInt16, Sendable, CaseIterable {
     case releaseChild
     case unshareCgroup
     case joinNamespaces
+    case enterTimeNamespace
     // mounts
     case makeRootPrivate = 20
     case mountScratch
@@ -57,6 +58,7 @@ public enum Step: UInt16, Sendable, CaseIterable {
     case waitForStart
     case setOOMScore
     case setDomainname
+    case setPersonality
     // outside the container
     case openImage = 70
     case unpackImage
@@ -90,7 +92,7 @@ public enum Step: UInt16, Sendable, CaseIterable {
     public var phase: Phase {
         switch self {
         case .clone, .unshareNamespaces, .denySetgroups, .writeUIDMap, .writeGIDMap, .runNewuidmap, .runNewgidmap,
-            .releaseChild, .unshareCgroup, .joinNamespaces:
+            .releaseChild, .unshareCgroup, .joinNamespaces, .enterTimeNamespace:
             return .userNamespace
         case .makeRootPrivate, .mountScratch, .mountOverlay, .makeMountpoint, .mountProc, .mountSysfs, .bindSys,
             .mountDev, .bindDevice, .mountDevpts, .mountShm, .mountMqueue, .linkDevice, .bindConsole,
@@ -102,7 +104,7 @@ public enum Step: UInt16, Sendable, CaseIterable {
             return .rootfs
         case .setHostname, .loopbackUp, .openPty, .setControllingTTY, .dropPrivileges,
             .closeDescriptors, .changeDirectory, .lookupCommand, .exec, .forkInit, .dropCapabilities,
-            .noNewPrivileges, .loadSeccomp, .setRlimits, .waitForStart, .setOOMScore, .setDomainname, .sendConsole:
+            .noNewPrivileges, .loadSeccomp, .setRlimits, .waitForStart, .setOOMScore, .setDomainname, .setPersonality, .sendConsole:
             return .process
         case .openImage, .unpackImage, .createContainerDir, .removeContainerDir, .superviseContainer,
             .readFile, .writeFile, .startNetworkHelper, .runHook:
@@ -126,6 +128,7 @@ public enum Step: UInt16, Sendable, CaseIterable {
         case .runNewuidmap: return "run newuidmap"
         case .startNetworkHelper: return "start the network helper"
         case .joinNamespaces: return "join another container's namespaces"
+        case .enterTimeNamespace: return "enter a time namespace of its own"
         case .runNewgidmap: return "run newgidmap"
         case .releaseChild: return "release the child"
         case .unshareCgroup: return "create the cgroup namespace"
@@ -186,6 +189,7 @@ public enum Step: UInt16, Sendable, CaseIterable {
         case .waitForStart: return "wait for start"
         case .setOOMScore: return "set oom_score_adj"
         case .setDomainname: return "set domain name"
+        case .setPersonality: return "set the execution domain"
         case .runHook: return "run hook"
         case .sendConsole: return "send the console to"
         }
@@ -272,6 +276,8 @@ public enum Step: UInt16, Sendable, CaseIterable {
         case .waitForStart: return "create is done: the container waits, ready, until start opens its exec FIFO"
         case .setOOMScore: return "how readily the OOM killer picks this process"
         case .setDomainname: return "the UTS namespace has its own NIS domain name"
+        case .enterTimeNamespace: return "CLOCK_MONOTONIC and CLOCK_BOOTTIME read with the config's offsets: unshare(CLONE_NEWTIME) makes the namespace for children, the offsets are written before anyone is in it, and setns(time_for_children) moves the init in itself"
+        case .setPersonality: return "LINUX32: uname(2) reports a 32-bit machine, as for a 32-bit userland"
         case .runHook: return "a program the engine asked the runtime to run at this point of the container's life"
         case .sendConsole: return "the engine asked for the container's terminal: its master goes over a unix socket"
         }
@@ -286,6 +292,7 @@ public enum Step: UInt16, Sendable, CaseIterable {
         case .runNewuidmap: return "newuidmap(1)"
         case .startNetworkHelper: return "pasta(1), slirp4netns(1)"
         case .joinNamespaces: return "setns(2), user_namespaces(7)"
+        case .enterTimeNamespace: return "time_namespaces(7)"
         case .runNewgidmap: return "newgidmap(1)"
         case .releaseChild: return "pipe(2)"
         case .unshareCgroup: return "cgroup_namespaces(7)"
@@ -327,6 +334,7 @@ public enum Step: UInt16, Sendable, CaseIterable {
         case .waitForStart: return "fifo(7)"
         case .setOOMScore: return "proc(5)"
         case .setDomainname: return "setdomainname(2)"
+        case .setPersonality: return "personality(2)"
         case .runHook: return "runtime-spec config.md"
         case .sendConsole: return "unix(7) SCM_RIGHTS"
         }

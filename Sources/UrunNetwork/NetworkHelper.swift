@@ -1,7 +1,6 @@
 import CUrunSyscalls
 import Glibc
 import UrunKernel
-import UrunProcess
 
 /// The user-mode network of a container: a helper joined to the container's
 /// user and network namespaces that gives it an interface, outbound TCP, UDP

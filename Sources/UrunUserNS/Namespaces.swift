@@ -13,12 +13,13 @@ public struct Namespaces: OptionSet, Sendable {
     public static let ipc = Namespaces(rawValue: UInt64(URUN_CLONE_NEWIPC))
     public static let network = Namespaces(rawValue: UInt64(URUN_CLONE_NEWNET))
     public static let cgroup = Namespaces(rawValue: UInt64(URUN_CLONE_NEWCGROUP))
+    public static let time = Namespaces(rawValue: UInt64(URUN_CLONE_NEWTIME))
 
     /// Flag names as clone(2) spells them, for the narration.
     public var flagNames: String {
         let names: [(Namespaces, String)] = [
             (.user, "CLONE_NEWUSER"), (.mount, "CLONE_NEWNS"), (.pid, "CLONE_NEWPID"), (.uts, "CLONE_NEWUTS"),
-            (.ipc, "CLONE_NEWIPC"), (.network, "CLONE_NEWNET"), (.cgroup, "CLONE_NEWCGROUP"),
+            (.ipc, "CLONE_NEWIPC"), (.network, "CLONE_NEWNET"), (.cgroup, "CLONE_NEWCGROUP"), (.time, "CLONE_NEWTIME"),
         ]
         return names.filter { contains($0.0) }.map(\.1).joined(separator: "|")
     }
@@ -26,7 +27,7 @@ public struct Namespaces: OptionSet, Sendable {
     /// The file under /proc/PID/ns/ of a single namespace.
     public var procName: String? {
         let names: [(Namespaces, String)] = [
-            (.user, "user"), (.mount, "mnt"), (.pid, "pid"), (.uts, "uts"), (.ipc, "ipc"), (.network, "net"), (.cgroup, "cgroup"),
+            (.user, "user"), (.mount, "mnt"), (.pid, "pid"), (.uts, "uts"), (.ipc, "ipc"), (.network, "net"), (.cgroup, "cgroup"), (.time, "time"),
         ]
         return names.first { $0.0 == self }?.1
     }

@@ -83,10 +83,7 @@ public func cloneIntoNamespaces(
                 channel.fail(error)
             }
         }
-        var byte: UInt8 = 0
-        var n: Int
-        repeat { n = Glibc.read(release[0], &byte, 1) } while n < 0 && errno == EINTR
-        guard n == 1 else { _exit(1) }  // the parent gave up or died
+        guard Channel.receive(from: release[0]) == .proceed else { _exit(1) }  // the parent gave up or died
         closeQuietly(release[0])
         body(channel)
     }
@@ -105,11 +102,10 @@ public func cloneIntoNamespaces(
         }
         try maps?.finish()
         try connect(pid)  // what needs the maps in place: the network helper joins the namespaces
-        var go: UInt8 = 1
         Explain.step(.releaseChild, "write(release pipe) → the child continues")
         // EPIPE means the child already failed (in its early unshare); its
         // report says why, and awaitExec() reads it.
-        if Glibc.write(release[1], &go, 1) != 1 && errno != EPIPE {
+        if !Channel.send(.proceed, on: release[1]) && errno != EPIPE {
             throw .kernel(.releaseChild, path: nil, .current)
         }
         closeQuietly(release[1])
@@ -161,8 +157,7 @@ private func cloneJoining(_ entries: [NamespaceEntry], _ namespaces: Namespaces,
     if intermediate == 0 {
         closeQuietly(handoff[0])
         handoff[0] = -1
-        // "P" and the container's pid, or "E" and an error record.
-        var message: [UInt8]
+        var message: ChannelMessage
         do throws(UrunError) {
             for entry in entries where !Namespaces.isCurrent(entry.fd, flags: entry.flags) {
                 let names = Namespaces(rawValue: UInt64(entry.flags)).flagNames
@@ -178,23 +173,22 @@ private func cloneJoining(_ entries: [NamespaceEntry], _ namespaces: Namespaces,
                 closeQuietly(handoff[1])
                 return 0
             }
-            message = [UInt8(ascii: "P")] + withUnsafeBytes(of: pid) { Array($0) }
+            message = .pid(pid)
         } catch {
-            message = [UInt8(ascii: "E")] + error.record()
+            message = .failed(error)
         }
-        message.withUnsafeBytes { _ = Glibc.write(handoff[1], $0.baseAddress, $0.count) }
+        Channel.send(message, on: handoff[1])
         _exit(0)
     }
     closeQuietly(handoff[1])
     closeQuietly(intermediateFD)
-    let message = (try? readAll(handoff[0])) ?? []
+    let message = Channel.receive(from: handoff[0])
     var status: CInt = 0
     while waitpid(intermediate, &status, 0) < 0 && errno == EINTR {}
-    guard let kind = message.first, kind == UInt8(ascii: "P"), message.count == 1 + MemoryLayout<pid_t>.size else {
-        if message.first == UInt8(ascii: "E"), let error = UrunError(record: Array(message.dropFirst())) { throw error }
+    guard case .pid(let pid) = message else {
+        if case .failed(let error) = message { throw error }
         throw .invalid("could not join the other container's namespaces (the intermediate process died)")
     }
-    let pid = message.dropFirst().withUnsafeBytes { $0.loadUnaligned(as: pid_t.self) }
     // The container is urun's child: its pid cannot be reused before urun reaps it.
     pidfd = urun_pidfd_open(pid)
     return pid
@@ -212,11 +206,9 @@ public final class ChildChannel {
     }
 
     /// Tells the parent that everything up to the command's exec is done
-    /// (`create`: the container waits for `start`). One byte no error record
-    /// starts with.
+    /// (`create`: the container waits for `start`).
     public func ready() {
-        var byte: UInt8 = 0
-        _ = Glibc.write(reportFD, &byte, 1)
+        Channel.send(.ready, on: reportFD)
         isReady = true
     }
 
@@ -225,8 +217,7 @@ public final class ChildChannel {
         if isReady {
             writeQuietly(2, "urun: \(error)\n")
         } else {
-            let record = error.record()
-            record.withUnsafeBytes { _ = Glibc.write(reportFD, $0.baseAddress, $0.count) }
+            Channel.send(.failed(error), on: reportFD)
         }
         _exit(error.exitCode)
     }
@@ -243,35 +234,20 @@ public struct NamespacedChild: Sendable {
     /// EOF) or has reported why it could not.
     public func awaitExec() throws(UrunError) {
         defer { closeQuietly(reportFD) }
-        var record: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 4096)
-        while true {
-            let n = buffer.withUnsafeMutableBytes { Glibc.read(reportFD, $0.baseAddress, $0.count) }
-            if n < 0 && errno == EINTR { continue }
-            if n <= 0 { break }
-            record.append(contentsOf: buffer[0..<n])
+        while let message = Channel.receive(from: reportFD) {
+            if case .failed(let error) = message { throw error }
         }
-        guard !record.isEmpty else { return }
-        throw UrunError(record: record) ?? .invalid("the container failed to start (unreadable report)")
     }
 
     /// Blocks until the child is ready (`ChildChannel.ready`) or has reported
     /// why it could not get there. The report pipe stays open: a failure of
     /// the exec that follows is the child's own to report.
     public func awaitReady() throws(UrunError) {
-        var first: UInt8 = 0
-        var n: Int
-        repeat { n = Glibc.read(reportFD, &first, 1) } while n < 0 && errno == EINTR
-        if n == 1 && first == 0 { return }
-        var record: [UInt8] = n == 1 ? [first] : []
-        var buffer = [UInt8](repeating: 0, count: 4096)
-        while true {
-            let n = buffer.withUnsafeMutableBytes { Glibc.read(reportFD, $0.baseAddress, $0.count) }
-            if n < 0 && errno == EINTR { continue }
-            if n <= 0 { break }
-            record.append(contentsOf: buffer[0..<n])
+        switch Channel.receive(from: reportFD) {
+        case .ready: return
+        case .failed(let error): throw error
+        default: throw .invalid("the container's init died before it was ready")
         }
-        throw UrunError(record: record) ?? .invalid("the container's init died before it was ready")
     }
 
     /// Kills and reaps the child: for setup failures in the parent.
@@ -303,22 +279,16 @@ public func runInUserNamespace(
     // Waits for the child's report; a ^C or SIGTERM that reached only us
     // goes on to the child, which cleans up and reports "interrupted".
     var forwarded = false
-    var record: [UInt8] = []
-    var buffer = [UInt8](repeating: 0, count: 4096)
-    while true {
-        let n = buffer.withUnsafeMutableBytes { Glibc.read(child.reportFD, $0.baseAddress, $0.count) }
-        if n < 0 && errno == EINTR {
-            if urun_interrupted() != 0 && !forwarded {
-                kill(child.pid, urun_interrupted())
-                forwarded = true
-            }
-            continue
+    var failure: UrunError?
+    while let message = Channel.receive(from: child.reportFD, onInterrupt: {
+        if urun_interrupted() != 0 && !forwarded {
+            kill(child.pid, urun_interrupted())
+            forwarded = true
         }
-        if n <= 0 { break }
-        record.append(contentsOf: buffer[0..<n])
+    }) {
+        if case .failed(let error) = message { failure = error }
     }
     closeQuietly(child.reportFD)
-    let failure = record.isEmpty ? nil : (UrunError(record: record) ?? .invalid("the helper process failed"))
     var status: CInt = 0
     while waitpid(child.pid, &status, 0) < 0 && errno == EINTR {}
     if let failure { throw failure }

@@ -154,8 +154,11 @@ final class Containerd {
         return ((try? JSONSerialization.jsonObject(with: Data(call.stdout.utf8))) as? [String: Any] ?? [:], nil)
     }
 
+    /// The hierarchy's directories but the subtrees Helpers/cgroup-delegate
+    /// makes for other tests running meanwhile.
     static func cgroupDirectories() -> Set<String> {
-        Set(Harness.sh("find /sys/fs/cgroup/unified -mindepth 1 -type d 2>/dev/null").lines)
+        Set(Harness.sh("find /sys/fs/cgroup/unified -mindepth 1 -type d -name 'urun-delegated.*' -prune -o -type d -print 2>/dev/null").lines)
+            .subtracting(["/sys/fs/cgroup/unified"])
     }
 
     /// Stops containerd and says what it or urun left behind: processes

@@ -244,6 +244,29 @@ struct OCIBundle {
         #expect(Harness.sh("ls -A \(failing.root) | grep -v '^\\.cache$'").stdout.isEmpty, "nothing left")
     }
 
+    /// A time namespace with the config's offsets, and the LINUX32 execution domain.
+    @Test(arguments: [true, false]) func timeOffsetsAndPersonality(_ rootless: Bool) throws {
+        try require(rootless || getuid() == 0, "running as root needs root")
+        let bundle = OCIBundle(rootless: rootless) { config in
+            OCIBundle.command(["sh", "-c", "cat /proc/self/timens_offsets; cut -d. -f1 /proc/uptime; uname -m"])(&config)
+            var linux = config["linux"] as! [String: Any]
+            var namespaces = linux["namespaces"] as! [[String: Any]]
+            namespaces.append(["type": "time"])
+            linux["namespaces"] = namespaces
+            linux["timeOffsets"] = ["monotonic": ["secs": 86400, "nanosecs": 5], "boottime": ["secs": 10_000_000]]
+            linux["personality"] = ["domain": "LINUX32"]
+            config["linux"] = linux
+        }
+        let run = bundle.oci(["run", "--bundle", bundle.path, "t1"])
+        let hostUptime = Int(Harness.sh("cut -d. -f1 /proc/uptime").text) ?? 0
+        #expect(run.status == 0, "\(run)")
+        let offsets = run.lines.prefix(2).map { $0.split(separator: " ").joined(separator: " ") }
+        #expect(offsets == ["monotonic 86400 5", "boottime 10000000 0"], "\(run)")
+        let uptime = run.lines.count == 4 ? Int(run.lines[2]) ?? 0 : 0
+        #expect(uptime >= 10_000_000 + hostUptime - 5 && uptime <= 10_000_000 + hostUptime, "uptime counts from the offset: \(run)")
+        #expect(run.lines.last == "i686", "LINUX32: \(run)")
+    }
+
     /// Limits with no delegated cgroup: refused naming the fix, nothing
     /// left; with --cgroup-manager=disabled the container runs without them,
     /// and a warning says so.

@@ -17,6 +17,7 @@ enum {
     URUN_AT_RECURSIVE = 0x8000,
     URUN_CLONE_NEWNS = 0x00020000,
     URUN_CLONE_NEWCGROUP = 0x02000000,
+    URUN_CLONE_NEWTIME = 0x00000080,
     URUN_CLONE_NEWUTS = 0x04000000,
     URUN_CLONE_NEWIPC = 0x08000000,
     URUN_CLONE_NEWUSER = 0x10000000,
@@ -99,6 +100,8 @@ int urun_dup_cloexec(int fd);
 /// unblocked and default. Returns the pid (-1 and errno on failure).
 pid_t urun_spawn_tied(const char *path, char *const argv[], char *const envp[], const int *fds, int count);
 int urun_set_pdeathsig(int sig);
+/* personality(2): the execution domain (PER_LINUX 0, PER_LINUX32 8). */
+int urun_personality(unsigned long persona);
 /* The signal PR_SET_PDEATHSIG set, 0 for none. */
 int urun_get_pdeathsig(void);
 int urun_set_dumpable(int on);
