@@ -132,21 +132,7 @@ public struct BundlePlan: Sendable {
             guard let number = OCIProcess.rlimitNames.firstIndex(of: limit.type) else { continue }
             rlimits.append((CInt(number), limit.soft, limit.hard))
         }
-        let caps = process.capabilities
-        func set(_ names: [String]?, _ field: String) throws(UrunError) -> Capabilities {
-            try Capabilities(parsing: names ?? [], field: "config.json: process.capabilities." + field)
-        }
-        security.capabilitySets = SecurityPolicy.CapabilitySets(
-            bounding: try set(caps.bounding, "bounding"), effective: try set(caps.effective, "effective"),
-            permitted: try set(caps.permitted, "permitted"), inheritable: try set(caps.inheritable, "inheritable"),
-            ambient: try set(caps.ambient, "ambient"))
-        security.noNewPrivileges = process.noNewPrivileges
-        security.fakeRoot = false
-        if let seccomp = config.linux.seccomp {
-            security.seccomp = .profile(source: "config.json linux.seccomp", text: seccomp.serialized())
-        } else {
-            security.seccomp = .unconfined
-        }
+        security = try Self.security(for: process, seccomp: config.linux.seccomp, field: "config.json: process")
         if process.apparmorProfile.map({ !$0.isEmpty }) == true {
             warnings.append("process.apparmorProfile is not applied: urun has no AppArmor support")
         }
@@ -170,6 +156,24 @@ public struct BundlePlan: Sendable {
             ops: try Self.mountOps(
                 config, bundle: bundle, ownNetwork: early.contains(.network) || joins.contains { $0.type == CInt(URUN_CLONE_NEWNET) },
                 ownCgroup: unshareCgroup, rootless: rootless || cloned.contains(.user)))
+    }
+
+    /// A process's own policy: exactly its capability sets, no_new_privs as
+    /// it says, the config's seccomp profile (none: unconfined, as runc).
+    static func security(for process: OCIProcess, seccomp: JSON?, field: String) throws(UrunError) -> SecurityPolicy {
+        var security = SecurityPolicy()
+        let caps = process.capabilities
+        func set(_ names: [String]?, _ name: String) throws(UrunError) -> Capabilities {
+            try Capabilities(parsing: names ?? [], field: field + ".capabilities." + name)
+        }
+        security.capabilitySets = SecurityPolicy.CapabilitySets(
+            bounding: try set(caps.bounding, "bounding"), effective: try set(caps.effective, "effective"),
+            permitted: try set(caps.permitted, "permitted"), inheritable: try set(caps.inheritable, "inheritable"),
+            ambient: try set(caps.ambient, "ambient"))
+        security.noNewPrivileges = process.noNewPrivileges
+        security.fakeRoot = false
+        security.seccomp = seccomp.map { .profile(source: "config.json linux.seccomp", text: $0.serialized()) } ?? .unconfined
+        return security
     }
 
     /// The config's mounts in order, then the devices and /dev links a

@@ -86,11 +86,7 @@ extension Launcher {
             setup.createContainerHooks = hooks.createContainer
             setup.startContainerHooks = hooks.startContainer
             setup.hookState = state
-            do throws(UrunError) {
-                try setup.run(channel)
-            } catch {
-                channel.fail(error)
-            }
+            setup.run(channel)
         }
         closeQuietly(ptySocket[1])
         ptySocket[1] = -1

@@ -183,11 +183,7 @@ public struct Launcher {
             setup.ptySocket = ptySocket[1]
             setup.switchTo = singleMapping ? nil : user
             setup.useInit = spec.useInit
-            do throws(UrunError) {
-                try setup.run(channel)
-            } catch {
-                channel.fail(error)
-            }
+            setup.run(channel)
         }
         closeQuietly(ptySocket[1])
         ptySocket[1] = -1
@@ -341,7 +337,16 @@ struct ChildSetup {
     var startContainerHooks: [OCIConfig.Hook] = []
     var hookState: (pid_t, String) -> JSON = { _, _ in JSON.object([]) }
 
-    func run(_ channel: ChildChannel) throws(UrunError) -> Never {
+    /// Runs the sequence; a failure goes to the parent on `channel`.
+    func run(_ channel: ChildChannel) -> Never {
+        do throws(UrunError) {
+            try perform(channel)
+        } catch {
+            channel.fail(error)
+        }
+    }
+
+    private func perform(_ channel: ChildChannel) throws(UrunError) -> Never {
         if let startFIFO {
             // An OCI init waits, maybe long, before its exec closes what it
             // inherited: whatever urun's caller left open (a socket that tells

@@ -338,18 +338,7 @@ public struct OCIRuntime {
             throw .invalid("exec: a detached process's terminal needs --console-socket")
         }
         let config = try OCIConfig(json: try readFile(record.bundle + "/config.json"), source: record.bundle + "/config.json")
-        var security = SecurityPolicy()
-        func set(_ names: [String]?, _ field: String) throws(UrunError) -> Capabilities {
-            try Capabilities(parsing: names ?? [], field: "exec: process.capabilities." + field)
-        }
-        let caps = process.capabilities
-        security.capabilitySets = SecurityPolicy.CapabilitySets(
-            bounding: try set(caps.bounding, "bounding"), effective: try set(caps.effective, "effective"),
-            permitted: try set(caps.permitted, "permitted"), inheritable: try set(caps.inheritable, "inheritable"),
-            ambient: try set(caps.ambient, "ambient"))
-        security.noNewPrivileges = process.noNewPrivileges
-        security.fakeRoot = false
-        security.seccomp = config.linux.seccomp.map { .profile(source: "config.json linux.seccomp", text: $0.serialized()) } ?? .unconfined
+        let security = try BundlePlan.security(for: process, seccomp: config.linux.seccomp, field: "exec: process")
         let seccomp = try security.seccompProgram(cache: root + "/.cache", singleMapping: false)
         guard let pidfd = ProcessIdentity(pid: record.pid, startTime: record.startTime).open() else {
             throw .invalid("cannot exec in container \"\(id)\": it is stopped")

@@ -113,13 +113,7 @@ public struct OCIConfig: Equatable, Sendable {
 
     /// Parses config.json's text; `source` names it in errors.
     public init(json text: [UInt8], source: String) throws(UrunError) {
-        let json: JSON
-        do {
-            json = try JSON(parsing: text)
-        } catch {
-            throw .invalid("\(source): not valid JSON: \(error)")
-        }
-        var fields = OCIFields(json, source: source)
+        var fields = try OCIFields(parsing: text, source: source)
         try self.init(fields: &fields)
     }
 
@@ -296,13 +290,7 @@ public struct OCIProcess: Equatable, Sendable {
 
     /// A process.json (`exec --process`) or config.json's process.
     public init(json text: [UInt8], source: String) throws(UrunError) {
-        let json: JSON
-        do {
-            json = try JSON(parsing: text)
-        } catch {
-            throw .invalid("\(source): not valid JSON: \(error)")
-        }
-        var fields = OCIFields(json, source: source)
+        var fields = try OCIFields(parsing: text, source: source)
         try self.init(fields: &fields)
     }
 
@@ -406,6 +394,15 @@ struct OCIFields {
         self.json = json
         self.source = source
         self.path = path
+    }
+
+    /// A document's text, parsed; `source` names it in errors.
+    init(parsing text: [UInt8], source: String) throws(UrunError) {
+        do {
+            self.init(try JSON(parsing: text), source: source)
+        } catch {
+            throw .invalid("\(source): not valid JSON: \(error)")
+        }
     }
 
     func nested(_ json: JSON, _ name: String) -> OCIFields {

@@ -23,14 +23,8 @@ public struct OCIResources: Equatable, Sendable {
 
     /// `update --resources FILE`: a linux.resources object on its own.
     public init(json text: [UInt8], source: String) throws(UrunError) {
-        let json: JSON
-        do {
-            json = try JSON(parsing: text)
-        } catch {
-            throw .invalid("\(source): not valid JSON: \(error)")
-        }
-        var fields = OCIFields(json, source: source)
-        guard json.members != nil else { throw fields.bad("", "expected a JSON object") }
+        var fields = try OCIFields(parsing: text, source: source)
+        guard fields.json.members != nil else { throw fields.bad("", "expected a JSON object") }
         try self.init(fields: &fields)
     }
 
