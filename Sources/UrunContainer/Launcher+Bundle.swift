@@ -7,43 +7,27 @@ import UrunProcess
 import UrunUserNS
 
 extension Launcher {
-    /// An OCI bundle's container, up to the exec of its command: the same
-    /// clone, handshake and `ChildSetup` as `urun run`, filled from the
-    /// bundle's plan. The init reports ready once its command is found, then
-    /// waits on `fifo` until `start`. `state(pid, status)` is what the hooks
-    /// get on their stdin.
+    /// An OCI bundle's container, up to the exec of its command: `launch`,
+    /// as for `urun run`, with the bundle's plan. The init reports ready once
+    /// its command is found, then waits on `fifo` until `start`.
+    /// `state(pid, status)` is what the hooks get on their stdin.
     func createBundle(
-        _ plan: BundlePlan, id: String, fifo: String, options: OCIRuntime.CreateOptions, foreground: Bool,
+        _ plan: ContainerPlan, id: String, fifo: String, options: OCIRuntime.CreateOptions, foreground: Bool,
         hooks: OCIConfig.Hooks, state: @escaping (Int32, String) -> JSON
     ) throws(UrunError) -> CreatedBundle {
         try sys(.waitForStart, explain: "mkfifo(\"\(fifo)\")", path: fifo) { mkfifo(fifo, 0o600) }
         let fifoFD = try sys(.waitForStart, path: fifo) { open(fifo, CInt(URUN_O_PATH) | O_CLOEXEC) }
         defer { closeQuietly(fifoFD) }
-        var joins: [(fd: CInt, type: CInt)] = []
-        defer { joins.forEach { closeQuietly($0.fd) } }
-        for join in plan.joins {
-            joins.append((try sys(.joinNamespaces, path: join.path) { open(join.path, O_RDONLY | O_CLOEXEC) }, join.type))
-        }
-        var entered: [NamespaceEntry] = []
-        defer { entered.forEach { closeQuietly($0.fd) } }
-        for entry in plan.entered {
-            entered.append(NamespaceEntry(fd: try sys(.joinNamespaces, path: entry.path) { open(entry.path, O_RDONLY | O_CLOEXEC) }, flags: entry.type))
-        }
-        // Compiled here: the child only loads it.
-        let seccomp = try plan.security.seccompProgram(cache: paths.cache, singleMapping: false)
-        var ptySocket: [CInt] = [-1, -1]
-        if plan.process.terminal {
-            try sys(.openPty) { socketpair(AF_UNIX, CInt(SOCK_SEQPACKET.rawValue) | CInt(SOCK_CLOEXEC.rawValue), 0, &ptySocket) }
-        }
-        defer { ptySocket.forEach(closeQuietly) }
-        let windowSize = plan.process.consoleSize.map { WindowSize(rows: $0.height, columns: $0.width) }
-            ?? (foreground ? WindowSize.of(0) ?? WindowSize.of(1) : nil)
+        var plan = plan
+        // `run` in the foreground gives the container urun's own terminal size.
+        if plan.windowSize == nil && foreground && plan.process.terminal { plan.windowSize = WindowSize.of(0) ?? WindowSize.of(1) }
 
         var cgroup: Cgroup?
         var started = false
         defer { if !started, let cgroup { try? cgroup.remove() } }
-        let child = try cloneIntoNamespaces(
-            plan.cloned, early: plan.early, idMap: plan.idMap, joining: entered, diesWithParent: foreground,
+        let launched = try launch(
+            plan, io: .inherit, diesWithParent: foreground, startFIFO: fifoFD, keepDescriptors: 2 + options.preserveFDs,
+            hookState: state,
             prepare: { (pid) throws(UrunError) in
                 cgroup = try BundleCgroup.make(id: id, path: plan.cgroupsPath, settings: plan.resources)
                 if let made = cgroup {
@@ -61,56 +45,22 @@ extension Launcher {
                 for hook in hooks.prestart + hooks.createRuntime {
                     try Hooks.run(hook, state: state(pid, "creating"), stage: "createRuntime")
                 }
-            }
-        ) { channel in
-            closeQuietly(ptySocket[0])
-            var setup = ChildSetup(
-                plan: plan.mounts, io: .inherit, workingDirectory: plan.process.cwd, command: plan.process.args,
-                environment: plan.environment, security: plan.security, seccomp: seccomp)
-            setup.joins = joins
-            setup.unshareCgroup = plan.unshareCgroup
-            setup.timeOffsets = plan.timeOffsets
-            setup.personality = plan.personality
-            setup.hostname = plan.hostname
-            setup.domainname = plan.domainname
-            setup.loopback = plan.early.contains(.network)
-            setup.terminal = plan.process.terminal
-            setup.windowSize = windowSize
-            setup.ptySocket = ptySocket[1]
-            setup.rlimits = plan.rlimits
-            setup.umask = plan.process.umask.map { mode_t($0) }
-            setup.oomScoreAdj = plan.process.oomScoreAdj
-            setup.switchTo = plan.switchTo
-            setup.keepDescriptors = 2 + options.preserveFDs
-            setup.startFIFO = fifoFD
-            setup.createContainerHooks = hooks.createContainer
-            setup.startContainerHooks = hooks.startContainer
-            setup.hookState = state
-            setup.run(channel)
-        }
-        closeQuietly(ptySocket[1])
-        ptySocket[1] = -1
-
-        var master: CInt?
+            })
+        var master = launched.master
         do throws(UrunError) {
-            if plan.process.terminal {
-                let fd = urun_recv_fd(ptySocket[0])
-                if fd >= 0 { master = fd }
-                if let fd = master, let socket = options.consoleSocket {
-                    try HostPath(socket).sendConsole(fd)
-                    closeQuietly(fd)
-                    master = nil
-                }
+            if let fd = master, let socket = options.consoleSocket {
+                try HostPath(socket).sendConsole(fd)
+                closeQuietly(fd)
+                master = nil
             }
-            try child.awaitReady()
         } catch {
             if let master { closeQuietly(master) }
-            child.reap()
+            launched.child.reap()
             throw error
         }
         started = true
         return CreatedBundle(
-            pid: child.pid, pidfd: child.pidfd, startTime: ProcessIdentity.of(child.pid)?.startTime ?? 0,
+            pid: launched.child.pid, pidfd: launched.child.pidfd, startTime: ProcessIdentity.of(launched.child.pid)?.startTime ?? 0,
             cgroup: cgroup?.path, master: master)
     }
 }

@@ -67,71 +67,36 @@ public struct Launcher {
         return supervisor.run()
     }
 
+    /// `urun run --print-config`: the plan `run` would launch (the image
+    /// unpacked into the cache if it is not there yet), launching nothing.
+    public func plan(for spec: ContainerSpec) throws(UrunError) -> ContainerPlan {
+        let image = try ImageStore(directory: paths.cache, mapping: try spec.subordinateMapping())
+            .image(for: spec.image, platform: spec.platform, showProgress: false)
+        let spec = spec.resolved(with: image.config)
+        let joined = try spec.network.joinedContainer.map { (name) throws(UrunError) in
+            let store = ContainerStore(paths: paths)
+            return try RunningContainer.open(try store.resolve(name), store: store)
+        }
+        defer { joined?.close() }
+        return try ContainerPlan.run(
+            spec, image: image, directory: ContainerDirectory(in: paths.containers), ephemeral: true, joined: joined,
+            helper: try Self.networkHelper(for: spec))
+    }
+
     /// Prepares and starts a container, up to its command's successful exec.
     /// `directory` is created (ephemeral) or locked (a kept container's).
     public func start(
         _ spec: ContainerSpec, image: Image, directory: ContainerDirectory, io: ContainerIO, ephemeral: Bool
     ) throws(UrunError) -> StartedContainer {
-        let user = try ContainerUser.resolve(spec.user) { image.readFile($0) }
         // --network container:NAME: that container's user and network namespaces, its /etc files.
         let joined = try spec.network.joinedContainer.map { (name) throws(UrunError) in
             let store = ContainerStore(paths: paths)
             return try RunningContainer.open(try store.resolve(name), store: store)
         }
         defer { joined?.close() }
-        if let joined, let mapped = joined.mappedUID, user.uid != mapped {
-            throw .invalid("--network container:\(joined.record.name): only uid \(mapped) is mapped in its user namespace (it has no subordinate ids); run as that user (-u \(mapped))")
-        }
-        let joinedHostname = joined?.readFile("/etc/hostname")?.split(separator: "\n").first.map(String.init)
-        let hostname = spec.hostname ?? joinedHostname
-            ?? (spec.network == .host ? hostHostname() : String(directory.id.prefix(12)))
-        let environment = ContainerEnvironment.build(
-            hostname: hostname, home: user.home, tty: spec.tty, image: spec.imageEnvironment, user: spec.environment)
-        let workingDirectory = spec.workingDirectory ?? "/"
-        // With subordinate ids the caller is root inside and the child
-        // switches to the user; with one id, the caller's id is the user's.
-        let subordinate = joined == nil ? try IDMap.subordinateForCaller(spec.userNamespace) : nil
-        if let subordinate { try Self.checkMapped(user, in: subordinate) }
-        let singleMapping = joined.map { $0.mappedUID != nil } ?? (subordinate == nil)
         let helper = try Self.networkHelper(for: spec)
-        var files = EtcFiles.files(hostname: hostname, spec: spec, helper: helper)
-        if let joined {
-            // The same hosts and resolv.conf as the container whose network this is, as docker does.
-            files = files.map { file in joined.readFile(file.target).map { GeneratedFile(target: file.target, content: $0) } ?? file }
-        }
-        if spec.security.fakesRoot(singleMapping: singleMapping) && image.hasDirectory("/etc/apt/apt.conf.d") {
-            files.append(EtcFiles.aptStaysRoot)
-        }
-        var plan = MountPlan.container(
-            scratch: directory.path, lower: image.layers, lowerBase: image.layerBase, upper: directory.upper,
-            work: directory.work,
-            volatile: ephemeral, files: files, volumes: spec.volumes,
-            tmpfs: spec.tmpfs, readOnlyRoot: spec.readOnly, ownNetwork: spec.network.ownNamespace,
-            masked: spec.security.masked, readOnlyPaths: spec.security.readOnly)
-        plan.ops.append(.directory(target: workingDirectory))
-
-        // The user, PID and mount namespaces come with the clone (the child is
-        // PID 1 from birth); the child makes the others while urun writes the maps.
-        // pasta must find the network namespace there as soon as the maps are written.
-        // A joined container's user namespace is already there, mapped.
-        var namespaces: Namespaces = joined == nil ? [.user, .pid, .mount] : [.pid, .mount]
-        var early: Namespaces = [.uts, .ipc]
-        if helper != nil {
-            namespaces.insert(.network)
-        } else if spec.network.createsNamespace {
-            early.insert(.network)
-        }
-        let idMap = joined != nil ? nil : subordinate ?? IDMap.single(hostUID: getuid(), hostGID: getgid(), uid: user.uid, gid: user.gid)
-        // Compiled (or read from the cache) here: the child only loads it.
-        let seccomp = try spec.security.seccompProgram(cache: paths.cache, singleMapping: singleMapping)
-        let windowSize = spec.tty ? (WindowSize.of(0) ?? WindowSize.of(1)) : nil
-
-        // The child hands its pty master back over this socket (SCM_RIGHTS).
-        var ptySocket: [CInt] = [-1, -1]
-        if spec.tty {
-            try sys(.openPty) { socketpair(AF_UNIX, CInt(SOCK_SEQPACKET.rawValue) | CInt(SOCK_CLOEXEC.rawValue), 0, &ptySocket) }
-        }
-        defer { ptySocket.forEach(closeQuietly) }
+        let plan = try ContainerPlan.run(
+            spec, image: image, directory: directory, ephemeral: ephemeral, joined: joined, helper: helper)
 
         // Made in `prepare`, after the clone and before the child goes on: the
         // child enters its cgroup before it mounts or execs anything.
@@ -146,67 +111,138 @@ public struct Launcher {
         }
         let containers = paths.containers
         let blocked = blockSupervisedSignals()
-        let child = try cloneIntoNamespaces(
-            namespaces, early: early, idMap: idMap, joining: joined.map { [NamespaceEntry(fd: $0.pidfd, flags: CInt(URUN_CLONE_NEWUSER | URUN_CLONE_NEWNET))] } ?? [],
-            prepare: { (pid) throws(UrunError) in
-                if ephemeral {
-                    try directory.create()
-                } else {
-                    try directory.acquire()
-                    try directory.makeLayers()
-                }
-                cgroup = try ContainerCgroup.create(id: directory.id, limits: spec.limits) {
-                    ContainerDirectory.isAbandoned(id: $0, in: containers)
-                }
-                try cgroup?.cgroup.add(pid: pid)
-            },
-            connect: { (pid) throws(UrunError) in
-                guard let helper else { return }
-                let ports = try spec.ports.map { (port) throws(UrunError) in try port.withHostPort() }
-                do throws(UrunError) {
-                    network = try NetworkHelper.start(helper, for: pid, ports: ports, mtu: spec.mtu)
-                } catch {
-                    // The default falls back to loopback only; an explicit --network private or -p fails.
-                    guard spec.network == .auto && ports.isEmpty else { throw error }
-                    writeQuietly(2, "urun: no network (\(error)); the container has loopback only\n")
-                }
-            }
-        ) { channel in
-            closeQuietly(ptySocket[0])
-            var setup = ChildSetup(
-                plan: plan, io: io, workingDirectory: workingDirectory, command: spec.effectiveCommand,
-                environment: environment, security: spec.security, seccomp: seccomp)
-            setup.hostname = hostname
-            setup.loopback = spec.network.createsNamespace
-            setup.terminal = spec.tty
-            setup.windowSize = windowSize
-            setup.ptySocket = ptySocket[1]
-            setup.switchTo = singleMapping ? nil : user
-            setup.useInit = spec.useInit
-            setup.run(channel)
-        }
-        closeQuietly(ptySocket[1])
-        ptySocket[1] = -1
-
-        var master: CInt?
-        if spec.tty {
-            let fd = urun_recv_fd(ptySocket[0])
-            if fd >= 0 { master = fd }
-        }
+        let launched: Launched
         do throws(UrunError) {
-            try child.awaitExec()
+            launched = try launch(
+                plan, io: io,
+                joining: joined.map { [NamespaceEntry(fd: $0.pidfd, flags: CInt(URUN_CLONE_NEWUSER | URUN_CLONE_NEWNET))] } ?? [],
+                prepare: { (pid) throws(UrunError) in
+                    if ephemeral {
+                        try directory.create()
+                    } else {
+                        try directory.acquire()
+                        try directory.makeLayers()
+                    }
+                    cgroup = try ContainerCgroup.create(id: directory.id, limits: spec.limits) {
+                        ContainerDirectory.isAbandoned(id: $0, in: containers)
+                    }
+                    try cgroup?.cgroup.add(pid: pid)
+                },
+                connect: { (pid) throws(UrunError) in
+                    guard let helper else { return }
+                    let ports = try spec.ports.map { (port) throws(UrunError) in try port.withHostPort() }
+                    do throws(UrunError) {
+                        network = try NetworkHelper.start(helper, for: pid, ports: ports, mtu: spec.mtu)
+                    } catch {
+                        // The default falls back to loopback only; an explicit --network private or -p fails.
+                        guard spec.network == .auto && ports.isEmpty else { throw error }
+                        writeQuietly(2, "urun: no network (\(error)); the container has loopback only\n")
+                    }
+                })
         } catch {
-            if let master { closeQuietly(master) }
-            child.reap()
-            if image.layerBase == nil, let map = idMap, let explained = Self.unmappedOwner(error, directory: image.layerPaths[0], map: map) {
+            if image.layerBase == nil, let map = plan.idMap, let explained = Self.unmappedOwner(error, directory: image.layerPaths[0], map: map) {
                 throw explained
             }
             throw error
         }
         started = true
         return StartedContainer(
-            pid: child.pid, pidfd: child.pidfd, master: master, cgroup: cgroup, blockedSignals: blocked,
+            pid: launched.child.pid, pidfd: launched.child.pidfd, master: launched.master, cgroup: cgroup, blockedSignals: blocked,
             startedAt: .now(), image: image, network: network)
+    }
+
+    /// A container cloned and set up: its command exec'd, or (with a start
+    /// FIFO) found and waiting for `start`.
+    struct Launched {
+        let child: NamespacedChild
+        /// The pty master, with process.terminal.
+        let master: CInt?
+    }
+
+    /// The one launch sequence, for both front ends: one clone(2) makes the
+    /// plan's namespaces (the user, PID and mount ones; the child unshares
+    /// UTS, IPC and network while urun writes the id maps); `prepare` runs
+    /// meanwhile (directories, the cgroup), `connect` once the maps are
+    /// written (the network helper, the createRuntime hooks); then the child
+    /// runs `ChildSetup` — joins, cgroup and time namespaces, the mount plan,
+    /// pivot_root, hostname, loopback, stdio, limits, the pty, the policy —
+    /// and execs the command, or first says it is ready and waits on
+    /// `startFIFO` (an OCI `create`). Returns once it has exec'd (or is
+    /// ready); throws why not, the child reaped.
+    func launch(
+        _ plan: ContainerPlan, io: ContainerIO, joining: [NamespaceEntry] = [], diesWithParent: Bool = true,
+        startFIFO: CInt? = nil, keepDescriptors: CInt = 2,
+        hookState: @escaping (pid_t, String) -> JSON = { _, _ in .object([]) },
+        prepare: (pid_t) throws(UrunError) -> Void, connect: (pid_t) throws(UrunError) -> Void
+    ) throws(UrunError) -> Launched {
+        // Namespaces entered by path are opened now, while the paths are the host's.
+        var joins: [(fd: CInt, type: CInt)] = []
+        var entered: [NamespaceEntry] = []
+        defer {
+            joins.forEach { closeQuietly($0.fd) }
+            entered.forEach { closeQuietly($0.fd) }
+        }
+        for join in plan.joins {
+            joins.append((try sys(.joinNamespaces, path: join.path) { open(join.path, O_RDONLY | O_CLOEXEC) }, join.type))
+        }
+        for entry in plan.entered {
+            entered.append(NamespaceEntry(fd: try sys(.joinNamespaces, path: entry.path) { open(entry.path, O_RDONLY | O_CLOEXEC) }, flags: entry.type))
+        }
+        // Compiled (or read from the cache) here: the child only loads it.
+        let seccomp = try plan.security.seccompProgram(cache: paths.cache, singleMapping: plan.singleMapping)
+        // The child hands its pty master back over this socket (SCM_RIGHTS).
+        var ptySocket: [CInt] = [-1, -1]
+        if plan.process.terminal {
+            try sys(.openPty) { socketpair(AF_UNIX, CInt(SOCK_SEQPACKET.rawValue) | CInt(SOCK_CLOEXEC.rawValue), 0, &ptySocket) }
+        }
+        defer { ptySocket.forEach(closeQuietly) }
+
+        let child = try cloneIntoNamespaces(
+            plan.cloned, early: plan.early, idMap: plan.idMap, joining: joining + entered, diesWithParent: diesWithParent,
+            prepare: prepare, connect: connect
+        ) { channel in
+            closeQuietly(ptySocket[0])
+            var setup = ChildSetup(
+                plan: plan.mounts, io: io, workingDirectory: plan.process.cwd, command: plan.process.args,
+                environment: plan.environment, security: plan.security, seccomp: seccomp)
+            setup.joins = joins
+            setup.unshareCgroup = plan.unshareCgroup
+            setup.timeOffsets = plan.timeOffsets
+            setup.personality = plan.personality
+            setup.hostname = plan.hostname
+            setup.domainname = plan.domainname
+            setup.loopback = plan.loopback
+            setup.terminal = plan.process.terminal
+            setup.windowSize = plan.windowSize
+            setup.ptySocket = ptySocket[1]
+            setup.rlimits = plan.rlimits
+            setup.umask = plan.process.umask.map { mode_t($0) }
+            setup.oomScoreAdj = plan.process.oomScoreAdj
+            setup.switchTo = plan.switchTo
+            setup.useInit = plan.useInit
+            setup.keepDescriptors = keepDescriptors
+            setup.startFIFO = startFIFO
+            setup.createContainerHooks = plan.createContainerHooks
+            setup.startContainerHooks = plan.startContainerHooks
+            setup.hookState = hookState
+            setup.run(channel)
+        }
+        closeQuietly(ptySocket[1])
+        ptySocket[1] = -1
+
+        var master: CInt?
+        if plan.process.terminal {
+            let fd = urun_recv_fd(ptySocket[0])
+            if fd >= 0 { master = fd }
+        }
+        do throws(UrunError) {
+            if startFIFO != nil { try child.awaitReady() } else { try child.awaitExec() }
+        } catch {
+            if let master { closeQuietly(master) }
+            child.reap()
+            throw error
+        }
+        return Launched(child: child, master: master)
     }
 
     /// A directory image whose files belong to ids the container's user
@@ -281,12 +317,6 @@ public struct Launcher {
         if (try? cgroup.cgroup.remove()) == nil {
             writeQuietly(2, "urun: could not remove \(cgroup.cgroup); the next urun will retry\n")
         }
-    }
-
-    private func hostHostname() -> String {
-        var buffer = [CChar](repeating: 0, count: 256)
-        gethostname(&buffer, buffer.count - 1)
-        return String(decoding: buffer.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 }
 

@@ -156,7 +156,7 @@ public struct OCIRuntime {
         try makeDirectories(root, mode: 0o700)
         let bundle = try UrunPaths.absolute(bundleArgument)
         let config = try OCIConfig(json: try readFile(bundle + "/config.json"), source: bundle + "/config.json")
-        var plan = try BundlePlan(config, bundle: bundle, rootless: options.rootless)
+        var plan = try ContainerPlan(config, bundle: bundle, rootless: options.rootless)
         if !options.cgroups {
             if !plan.resources.isEmpty { plan.warnings.append("linux.resources are not applied: --cgroup-manager=disabled") }
             plan.resources = []
@@ -338,7 +338,7 @@ public struct OCIRuntime {
             throw .invalid("exec: a detached process's terminal needs --console-socket")
         }
         let config = try OCIConfig(json: try readFile(record.bundle + "/config.json"), source: record.bundle + "/config.json")
-        let security = try BundlePlan.security(for: process, seccomp: config.linux.seccomp, field: "exec: process")
+        let security = try ContainerPlan.security(for: process, seccomp: config.linux.seccomp, field: "exec: process")
         let seccomp = try security.seccompProgram(cache: root + "/.cache", singleMapping: false)
         guard let pidfd = ProcessIdentity(pid: record.pid, startTime: record.startTime).open() else {
             throw .invalid("cannot exec in container \"\(id)\": it is stopped")

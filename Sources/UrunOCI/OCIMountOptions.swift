@@ -57,4 +57,14 @@ public struct OCIMountOptions: Equatable, Sendable {
     }
 
     public init() {}
+
+    /// mount(2) flags and a propagation written back as options (the
+    /// inverse of `init`), in a stable order.
+    public static func names(flags: UInt, propagation: UInt = 0) -> [String] {
+        var names = table.filter { $0.value.set != 0 && flags & UInt($0.value.set) == UInt($0.value.set) }.map(\.key).sorted()
+        if propagation != 0, let name = OCIMount.propagation.filter({ $0.value == propagation }).map(\.key).sorted().first {
+            names.append(name)
+        }
+        return names
+    }
 }

@@ -23,6 +23,7 @@ enum RunCommand: Command {
         options: [
             OptionSpec("detach", short: "d", help: "Run in the background and print the container's id"),
             OptionSpec("rm", help: "Remove the container when it exits (the default for an unnamed foreground run)"),
+            OptionSpec("print-config", help: "Print the runtime-spec config.json this run compiles to (what it would execute) and exit without running it"),
         ] + ContainerOptions.options,
         arguments: ContainerOptions.arguments,
         optionsEndAtFirstArgument: true,
@@ -31,6 +32,7 @@ enum RunCommand: Command {
             "urun run --rm -v \"$PWD\":/src -w /src busybox.tar.gz ls -l",
             "urun run -d --name web busybox.tar httpd -f -p 8080",
             "urun --explain busybox.tar true",
+            "urun run --print-config busybox.tar sh -c 'echo hi'",
         ])
 
     static func run(_ arguments: ParsedArguments, _ globals: Globals) throws -> Int32 {
@@ -49,6 +51,10 @@ enum RunCommand: Command {
             try SystemdScope.reexecIfReachable()
         }
         let paths = try globals.paths()
+        if arguments.flag("print-config") {
+            print(try Launcher(paths: paths).plan(for: spec).config().pretty())
+            return 0
+        }
         if !detach && autoRemove && name == nil {
             // Like running a command: stdin is the container's own, which reads only what it reads.
             spec.interactive = true

@@ -8,12 +8,15 @@ import UrunRootfs
 import UrunSecurity
 import UrunUserNS
 
-/// What an OCI bundle's config.json asks for, compiled into the values the
-/// launch sequence applies: namespaces, id maps, the mount plan, the
-/// security policy, the process. Built without touching the kernel (but for
-/// the host's device nodes and the root directory it checks), so unit tests
-/// build it from a config.
-public struct BundlePlan: Sendable {
+/// A container as the launch sequence applies it: namespaces, id maps, the
+/// mount plan, the security policy, the process. Both front ends compile
+/// into it — `urun run`'s options (`ContainerPlan.run`) and an OCI bundle's
+/// config.json (`init(_:bundle:rootless:)`) — and `Launcher.launch` is the
+/// one sequence that runs it; `config()` writes it back as a runtime-spec
+/// config.json (`urun run --print-config`). A value: built without touching
+/// the kernel (but for reading the host's device nodes, the bundle's root
+/// and /etc/subuid), so unit tests build it.
+public struct ContainerPlan: Sendable {
     /// Made by the clone (user, PID, mount) and right after it (UTS, IPC, network).
     public var cloned: Namespaces = []
     public var early: Namespaces = []
@@ -40,6 +43,26 @@ public struct BundlePlan: Sendable {
     public var cgroupsPath: String?
     /// Notes for the runtime's log: what the config asks that urun does not do here.
     public var warnings: [String] = []
+    /// A new network namespace's loopback comes up.
+    public var loopback = false
+    /// urun as PID 1 (--init), reaping and passing signals on.
+    public var useInit = false
+    /// The terminal's size, with process.terminal.
+    public var windowSize: WindowSize?
+    /// One id mapped: the seccomp profile fakes root's ownership calls (see SecurityPolicy.fakesRoot).
+    public var singleMapping = false
+    /// Hooks the container's init runs itself (the others are the runtime's).
+    public var createContainerHooks: [OCIConfig.Hook] = []
+    public var startContainerHooks: [OCIConfig.Hook] = []
+    /// What the image gives the rootfs (`urun run`), for the printed config.
+    public var annotations: [String: String] = [:]
+
+    /// The parts every plan has; the front ends fill in the rest.
+    init(process: OCIProcess, environment: [String], mounts: MountPlan) {
+        self.process = process
+        self.environment = environment
+        self.mounts = mounts
+    }
 
     static let namespaceFlags: [String: CInt] = {
         var flags: [String: CInt] = [:]
@@ -150,6 +173,10 @@ public struct BundlePlan: Sendable {
             ResourceLimits.Setting(flag: "linux.resources." + $0.field, controller: $0.controller, file: $0.file, value: $0.value)
         }
 
+        loopback = early.contains(.network)
+        windowSize = process.consoleSize.map { WindowSize(rows: $0.height, columns: $0.width) }
+        createContainerHooks = config.hooks.createContainer
+        startContainerHooks = config.hooks.startContainer
         mounts = .directory(
             root, readOnly: config.root.readonly,
             propagation: config.linux.rootfsPropagation.flatMap { OCIMount.propagation[$0] },
