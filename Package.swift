@@ -56,7 +56,9 @@ let package = Package(
         .testTarget(name: "UrunProcessTests", dependencies: ["UrunProcess"]),
         .testTarget(name: "UrunCgroupsTests", dependencies: ["UrunCgroups", "UrunTestSupport"]),
         .testTarget(name: "UrunSecurityTests", dependencies: ["UrunSecurity", "CUrunSecurity", "CUrunSyscalls"]),
-        .testTarget(name: "UrunContainerTests", dependencies: ["UrunContainer"]),
+        .testTarget(
+            name: "UrunContainerTests",
+            dependencies: ["UrunContainer", "UrunOCI", "UrunImage", "UrunRootfs", "UrunUserNS", "UrunSecurity", "UrunCgroups"]),
         .testTarget(name: "UrunCLITests", dependencies: ["UrunCLI"]),
         .testTarget(name: "UrunNetworkTests", dependencies: ["UrunNetwork"]),
         .testTarget(name: "UrunOCITests", dependencies: ["UrunOCI"]),

@@ -267,6 +267,30 @@ struct OCIBundle {
         #expect(run.lines.last == "i686", "LINUX32: \(run)")
     }
 
+    /// One engine: what `urun run --print-config` prints is what `urun run`
+    /// executes. The printed config, pointed at an unpacked copy of the
+    /// image (its generated /etc files and limits aside, which belong to a
+    /// run's own directory and cgroup), runs under `urun oci` with the same
+    /// user, groups, hostname, capabilities, no_new_privs, seccomp, env,
+    /// working directory and id maps.
+    @Test func urunRunExecutesTheConfigItPrints() throws {
+        let command = "id -u; id -G; hostname; grep -E '^(CapBnd|CapEff|NoNewPrivs|Seccomp):' /proc/self/status; echo $GREETING; pwd; wc -l < /proc/self/uid_map; cat /proc/1/cmdline | tr '\\0' ' '; echo"
+        let options = ["--network", "none", "--hostname", "same", "-e", "GREETING=hi", "-w", "/tmp", "--cap-drop", "NET_RAW"]
+        let printed = h.urun(["run", "--print-config"] + options + [h.image(), "sh", "-c", command])
+        try #require(printed.status == 0, "\(printed)")
+        let bundle = OCIBundle { config in
+            let plan = (try? JSONSerialization.jsonObject(with: Data(printed.stdout.utf8))) as? [String: Any] ?? [:]
+            let rootfs = (config["root"] as? [String: Any])?["path"] as? String ?? "rootfs"
+            config = plan
+            config["root"] = ["path": rootfs, "readonly": false]
+            config["mounts"] = (plan["mounts"] as? [[String: Any]] ?? []).filter { !(($0["destination"] as? String) ?? "").hasPrefix("/etc/") }
+        }
+        let run = h.urun(["run"] + options + [h.image(), "sh", "-c", command])
+        let oci = bundle.oci(["run", "--bundle", bundle.path, "same"])
+        #expect(run.status == 0 && oci.status == 0, "\(run)\n\(oci)")
+        #expect(run.lines.count == 11 && oci.lines == run.lines, "urun run:\n\(run.stdout)urun oci run of its printed config:\n\(oci.stdout)")
+    }
+
     /// Limits with no delegated cgroup: refused naming the fix, nothing
     /// left; with --cgroup-manager=disabled the container runs without them,
     /// and a warning says so.
