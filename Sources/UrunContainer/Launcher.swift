@@ -382,7 +382,7 @@ struct ChildSetup {
             // inherited: whatever urun's caller left open (a socket that tells
             // it urun exited, say) would stay held. Only stdio, the descriptors
             // passed on, and the init's own channels stay.
-            let own = Set([channel.reportFD, startFIFO, ptySocket] + joins.map(\.fd))
+            let own = Set([channel.reportFD, startFIFO, ptySocket, Explain.descriptor ?? -1] + joins.map(\.fd))
             closeInheritedDescriptors(above: keepDescriptors, keeping: own)
         }
         for join in joins where !Namespaces.isCurrent(join.fd, flags: join.type) {

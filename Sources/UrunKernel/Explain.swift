@@ -16,6 +16,10 @@ public enum Explain {
 
     public static var enabled: Bool { mode != .off }
 
+    /// The descriptor the narration goes to, while it is on: one a process
+    /// that closes what it inherited must keep.
+    public static var descriptor: CInt? { enabled ? output : nil }
+
     /// Turns narration on, to a private copy of stderr, so that a pty placed on
     /// fd 2 later still leaves the narration on the host's terminal.
     public static func start(_ mode: Mode) {

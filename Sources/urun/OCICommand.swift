@@ -69,6 +69,8 @@ enum OCICommand {
                 return 1
             }
             args.removeFirst()
+            // --debug: every kernel step narrated on stderr, as `urun run --explain` does.
+            if globals.debug { Explain.start(.text) }
             return try run(verb, args, globals)
         } catch {
             report(error, globals)

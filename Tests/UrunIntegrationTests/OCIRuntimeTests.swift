@@ -289,6 +289,12 @@ struct OCIBundle {
         let oci = bundle.oci(["run", "--bundle", bundle.path, "same"])
         #expect(run.status == 0 && oci.status == 0, "\(run)\n\(oci)")
         #expect(run.lines.count == 11 && oci.lines == run.lines, "urun run:\n\(run.stdout)urun oci run of its printed config:\n\(oci.stdout)")
+        // The same steps, narrated the same way: --explain for one, --debug for the other.
+        let explained = h.urun(["run", "--explain"] + options + [h.image(), "true"])
+        let debugged = h.runAsUser([h.binary, "oci", "--root", bundle.root, "--debug", "run", "--bundle", bundle.path, "same2"])
+        for narration in [explained.stderr, debugged.stderr] {
+            #expect(narration.contains("clone(CLONE_NEWUSER|CLONE_NEWNS|CLONE_NEWPID)") && narration.contains("pivot_root"), "\(narration)")
+        }
     }
 
     /// Limits with no delegated cgroup: refused naming the fix, nothing
