@@ -189,8 +189,9 @@ final class Containerd {
         }
         let mounts = Harness.sh("grep -F '\(base)' /proc/self/mountinfo").text
         if !mounts.isEmpty { left.append("mounts on the host: \(mounts)") }
-        // The shim makes ROOT/NAMESPACE; urun's state is a directory per container below it.
-        let state = Harness.sh("find \(base)/runtime-root \(base)/ctr-root -mindepth 2 2>/dev/null").text
+        // The shim makes ROOT/NAMESPACE; urun's state is a directory per container below it
+        // (beside .cache, the compiled seccomp programs kept for the next create).
+        let state = Harness.sh("find \(base)/runtime-root \(base)/ctr-root -mindepth 2 ! -path '*/.cache*' 2>/dev/null").text
         if !state.isEmpty { left.append("urun's state: \(state)") }
         Harness.sh("rm -rf \(base)")
         return left
