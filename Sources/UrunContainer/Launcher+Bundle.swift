@@ -91,7 +91,8 @@ enum BundleCgroup {
         }
         do throws(UrunError) {
             try makeDirectories(cgroup.path, mode: 0o755, step: .createCgroup)
-            let needed = Set(settings.map(\.controller))
+            // cgroup.* files (linux.resources.unified) are the core's: no controller to enable.
+            let needed = Set(settings.map(\.controller)).subtracting(["cgroup"])
             if !needed.isEmpty {
                 let enabled = try cgroup.parent.subtreeControl()
                 for controller in needed.sorted() where !enabled.contains(controller) {

@@ -297,6 +297,38 @@ struct OCIBundle {
         }
     }
 
+    /// A container with a cgroup of its own (linux.cgroupsPath, as root on
+    /// this host's cgroup2): its unified limits written, frozen by `pause`,
+    /// thawed by `resume`, changed by `update`, removed by `delete`.
+    @Test func pauseResumeAndUpdateThroughItsCgroup() throws {
+        try require(getuid() == 0, "a cgroup of the container's own needs root here (or a delegated subtree)")
+        let hierarchy = Harness.sh("awk '$9 == \"cgroup2\" { print $5; exit }' /proc/self/mountinfo").text
+        let name = "urun-oci-test-\(getpid())"
+        let bundle = OCIBundle(rootless: false) { config in
+            OCIBundle.command(["sleep", "1005"])(&config)
+            var linux = config["linux"] as! [String: Any]
+            linux["cgroupsPath"] = "/" + name
+            linux["resources"] = ["unified": ["cgroup.max.descendants": "3"]]
+            config["linux"] = linux
+        }
+        let cgroup = hierarchy + "/" + name
+        #expect(bundle.oci(["run", "-d", "--bundle", bundle.path, "g1"]).status == 0)
+        #expect(Harness.sh("cat \(cgroup)/cgroup.max.descendants").text == "3")
+        let pid = bundle.oci(["ps", "g1"]).lines.last ?? ""
+        #expect(Harness.sh("cat \(cgroup)/cgroup.procs").text == pid, "the init is in its cgroup")
+        #expect(bundle.oci(["pause", "g1"]).status == 0)
+        #expect(bundle.status("g1") == "paused")
+        #expect(waitFor { Harness.sh("grep frozen \(cgroup)/cgroup.events").text == "frozen 1" })
+        #expect(bundle.oci(["pause", "g1"]).stderr.contains("it is paused"))
+        #expect(bundle.oci(["resume", "g1"]).status == 0)
+        #expect(bundle.status("g1") == "running")
+        let update = bundle.oci(["update", "--resources", "-", "g1"], stdin: #"{"unified": {"cgroup.max.depth": "2"}}"#)
+        #expect(update.status == 0, "\(update)")
+        #expect(Harness.sh("cat \(cgroup)/cgroup.max.depth").text == "2")
+        #expect(bundle.oci(["delete", "--force", "g1"]).status == 0)
+        #expect(access(cgroup, F_OK) != 0, "delete removes its cgroup")
+    }
+
     /// Limits with no delegated cgroup: refused naming the fix, nothing
     /// left; with --cgroup-manager=disabled the container runs without them,
     /// and a warning says so.
