@@ -156,6 +156,17 @@ public struct ContainerPlan: Sendable {
             rlimits.append((CInt(number), limit.soft, limit.hard))
         }
         security = try Self.security(for: process, seccomp: config.linux.seccomp, field: "config.json: process")
+        // Device rules that deny devices at large, and no user namespace to make mknod(2)
+        // of a device useless: without a device cgroup program to enforce them, the
+        // container may not make device nodes at all (it keeps those the config gives it).
+        let ownUsers = cloned.contains(.user) || entered.contains { $0.type == CInt(URUN_CLONE_NEWUSER) }
+        if config.linux.resources?.devicesRestricted == true && !ownUsers, var sets = security.capabilitySets {
+            let mknod = ~(UInt64(1) << 27)  // CAP_MKNOD
+            for path in [\SecurityPolicy.CapabilitySets.bounding, \.effective, \.permitted, \.inheritable, \.ambient] {
+                sets[keyPath: path].mask &= mknod
+            }
+            security.capabilitySets = sets
+        }
         if process.apparmorProfile.map({ !$0.isEmpty }) == true {
             warnings.append("process.apparmorProfile is not applied: urun has no AppArmor support")
         }

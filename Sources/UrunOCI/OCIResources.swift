@@ -3,8 +3,9 @@ import UrunKernel
 /// linux.resources, translated to the cgroup v2 files that enforce them, as
 /// runc and crun translate them (their v1-shaped numbers included). Device
 /// rules are not translated: cgroup v2 has no devices file (runc attaches
-/// eBPF, which an unprivileged user cannot), and a rootless container's
-/// devices are only those bound in.
+/// eBPF, which an unprivileged user cannot). A container's devices are those
+/// bound in or made for it, and where the rules deny devices at large the
+/// plan withholds CAP_MKNOD (`devicesRestricted`), so it makes no others.
 public struct OCIResources: Equatable, Sendable {
     /// One value for one file of the container's cgroup.
     public struct Setting: Equatable, Sendable {
@@ -16,8 +17,10 @@ public struct OCIResources: Equatable, Sendable {
     }
 
     public var settings: [Setting] = []
-    /// Device rules given (not enforced: see above).
-    public var deviceRules = 0
+    /// The device rules, applied in order as the device cgroup would, leave
+    /// reading or writing devices at large (type "a" or none, any major and
+    /// minor) denied: docker's, podman's and containerd's defaults.
+    public var devicesRestricted = false
 
     public init() {}
 
@@ -114,7 +117,20 @@ public struct OCIResources: Equatable, Sendable {
             else { throw r.bad("unified.\(printable(file, limit: 40))", "expected controller.file: \"value\"") }
             add("unified", String(file[..<dot]), file, text)
         }
-        deviceRules = try r.optionalArray("devices")?.count ?? 0
+        for (i, item) in (try r.optionalArray("devices") ?? []).enumerated() {
+            var d = r.nested(item, "devices[\(i)]")
+            guard let allow = try d.optionalBool("allow") else { throw d.bad("allow", "missing") }
+            let type = try d.optionalString("type") ?? "a"
+            guard ["a", "c", "b"].contains(type) else { throw d.bad("type", "expected a, c or b") }
+            let access = try d.optionalString("access") ?? "rwm"
+            guard !access.isEmpty, access.allSatisfy({ "rwm".contains($0) }) else { throw d.bad("access", "expected letters of rwm") }
+            let major = try d.optionalInteger("major", Int64.self)
+            let minor = try d.optionalInteger("minor", Int64.self)
+            guard major.map({ $0 >= -1 }) ?? true, minor.map({ $0 >= -1 }) ?? true else { throw d.bad("major", "expected a device number") }
+            // Only a rule over every device changes what devices at large may do.
+            let everyDevice = type == "a" && (major ?? -1) == -1 && (minor ?? -1) == -1
+            if everyDevice && (access.contains("r") || access.contains("w")) { devicesRestricted = !allow }
+        }
     }
 
     /// "0-3,7": digits, '-' and ',' only, each number below the kernel's bound.

@@ -329,6 +329,32 @@ struct OCIBundle {
         #expect(access(cgroup, F_OK) != 0, "delete removes its cgroup")
     }
 
+    /// As real root, with no user namespace to make a device node useless:
+    /// rules that deny devices at large (every engine's default) keep the
+    /// container from making any, even with CAP_MKNOD in its sets (a pod's
+    /// default), where urun has no device cgroup program to enforce them.
+    @Test func deviceRulesHoldWithoutADeviceCgroup() throws {
+        try require(getuid() == 0, "making device nodes is root's")
+        func bundle(_ rules: [[String: Any]]) -> OCIBundle {
+            OCIBundle(rootless: false) { config in
+                OCIBundle.command(["sh", "-c", "mknod /dev/shm/disk b 8 0 2>&1 && echo made"])(&config)
+                var process = config["process"] as! [String: Any]
+                let caps = ["CAP_MKNOD", "CAP_CHOWN"]
+                process["capabilities"] = ["bounding": caps, "effective": caps, "permitted": caps]
+                config["process"] = process
+                var linux = config["linux"] as! [String: Any]
+                linux["resources"] = ["devices": rules]
+                config["linux"] = linux
+            }
+        }
+        let denied = bundle([["allow": false, "access": "rwm"], ["allow": true, "type": "c", "major": 1, "minor": 3, "access": "rwm"]])
+        let refused = denied.oci(["run", "--bundle", denied.path, "d1"])
+        #expect(refused.status != 0 && refused.text.contains("Operation not permitted"), "\(refused)")
+        let open = bundle([["allow": true, "access": "rwm"]])
+        let made = open.oci(["run", "--bundle", open.path, "d2"])
+        #expect(made.status == 0 && made.text == "made", "rules that allow every device leave CAP_MKNOD: \(made)")
+    }
+
     /// Limits with no delegated cgroup: refused naming the fix, nothing
     /// left; with --cgroup-manager=disabled the container runs without them,
     /// and a warning says so.

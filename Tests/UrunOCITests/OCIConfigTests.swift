@@ -34,9 +34,23 @@ import UrunKernel
             """
         let config = try parse(crun)
         #expect(config.process?.capabilities.ambient == ["CAP_KILL"] && config.process?.capabilities.inheritable == [])
-        #expect(config.linux.resources?.deviceRules == 1 && config.linux.resources?.settings.isEmpty == true)
+        #expect(config.linux.resources?.devicesRestricted == true && config.linux.resources?.settings.isEmpty == true)
         let dev = try OCIMountOptions(config.mounts[1].options)
         #expect(dev.flags == UInt(MS_NOSUID | MS_STRICTATIME) && dev.dataString == "mode=755,size=65536k")
+    }
+
+    /// Device rules apply in order, as the device cgroup applies them: only
+    /// the last rule over every device says whether devices at large are denied.
+    @Test func deviceRulesAreReadInOrder() throws {
+        func restricted(_ rules: String) throws -> Bool {
+            try parse(#"{"ociVersion":"1.0.0","root":{"path":"r"},"linux":{"resources":{"devices":"# + rules + "}}}").linux.resources?.devicesRestricted == true
+        }
+        #expect(try restricted(#"[{"allow":false,"access":"rwm"},{"allow":true,"type":"c","major":1,"minor":3,"access":"rwm"}]"#))
+        #expect(try !restricted(#"[{"allow":false,"access":"rwm"},{"allow":true,"access":"rwm"}]"#))
+        #expect(try !restricted(#"[{"allow":false,"access":"m"}]"#), "mknod alone denied: reading and writing are not")
+        #expect(try !restricted(#"[{"allow":false,"type":"b","access":"rwm"}]"#), "block devices only")
+        #expect(throws: UrunError.self) { try restricted(#"[{"allow":false,"access":"rwx"}]"#) }
+        #expect(throws: UrunError.self) { try restricted(#"[{"access":"rw"}]"#) }
     }
 
     /// Every field is checked, and the error names the file and the field.
