@@ -9,6 +9,8 @@ let package = Package(
     platforms: [.macOS(.v13)],
     products: [
         .executable(name: "urun", targets: ["urun"]),
+        // Registries: libcurl and OpenSSL, dynamically linked, in a process of their own.
+        .executable(name: "urun-transfer", targets: ["urun-transfer"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-system", from: "1.4.0"),
@@ -23,12 +25,15 @@ let package = Package(
                 .linkedLibrary("archive"), .linkedLibrary("zstd"), .linkedLibrary("lzma"),
                 .linkedLibrary("bz2"), .linkedLibrary("z"),
             ]),
+        .target(name: "CUrunCurl", linkerSettings: [.linkedLibrary("curl")]),
         .target(
             name: "UrunKernel",
-            dependencies: ["CUrunSyscalls", .product(name: "SystemPackage", package: "swift-system")]),
+            dependencies: ["CUrunSyscalls", "CUrunSHA256", .product(name: "SystemPackage", package: "swift-system")]),
         .target(name: "UrunUserNS", dependencies: ["UrunKernel"]),
         .target(name: "UrunRootfs", dependencies: ["UrunKernel"]),
-        .target(name: "UrunImage", dependencies: ["UrunKernel", "CUrunArchive", "CUrunSHA256"]),
+        .target(name: "UrunImage", dependencies: ["UrunKernel", "CUrunArchive"]),
+        .target(name: "UrunRegistry", dependencies: ["UrunKernel"]),
+        .target(name: "UrunHTTP", dependencies: ["UrunKernel", "CUrunCurl"]),
         .target(name: "UrunProcess", dependencies: ["UrunKernel"]),
         .target(name: "UrunCgroups", dependencies: ["UrunKernel"]),
         .target(name: "UrunSecurity", dependencies: ["UrunKernel", "CUrunSecurity", "CUrunSyscalls"]),
@@ -39,14 +44,15 @@ let package = Package(
             name: "UrunContainer",
             dependencies: [
                 "UrunKernel", "UrunUserNS", "UrunRootfs", "UrunImage", "UrunProcess", "UrunCgroups", "UrunSecurity",
-                "UrunNetwork", "UrunOCI", "CUrunSyscalls",
+                "UrunNetwork", "UrunOCI", "UrunRegistry", "CUrunSyscalls",
             ]),
         .executableTarget(
             name: "urun",
             dependencies: [
                 "UrunCLI", "UrunContainer", "UrunKernel", "UrunCgroups", "UrunProcess", "UrunSecurity", "UrunUserNS",
-                "UrunNetwork", "UrunOCI",
+                "UrunNetwork", "UrunOCI", "UrunRegistry",
             ]),
+        .executableTarget(name: "urun-transfer", dependencies: ["UrunKernel", "UrunRegistry", "UrunHTTP"]),
 
         .testTarget(name: "UrunKernelTests", dependencies: ["UrunKernel"]),
         .testTarget(name: "UrunUserNSTests", dependencies: ["UrunUserNS"]),
@@ -62,6 +68,7 @@ let package = Package(
         .testTarget(name: "UrunCLITests", dependencies: ["UrunCLI"]),
         .testTarget(name: "UrunNetworkTests", dependencies: ["UrunNetwork"]),
         .testTarget(name: "UrunOCITests", dependencies: ["UrunOCI"]),
+        .testTarget(name: "UrunRegistryTests", dependencies: ["UrunRegistry"]),
         .testTarget(name: "UrunIntegrationTests", dependencies: ["UrunTestSupport"]),
     ]
 )

@@ -80,8 +80,10 @@ public struct ContainerSpec: Sendable {
     public var command: [String] = []
     /// --entrypoint: replaces the image's entrypoint ([] clears it).
     public var entrypoint: [String]?
-    /// --platform: which image of a multi-platform archive.
+    /// --platform: which image of a multi-platform archive or registry index.
     public var platform: String?
+    /// --pull, --tls-verify, --cert-dir, --authfile: when and how an image comes from a registry.
+    public var registry = RegistryOptions()
     /// The image's own environment (its config's Env), below -e.
     public var imageEnvironment: [String] = []
     /// KEY=VALUE pairs from -e and --env-file, in order.
@@ -126,6 +128,13 @@ public struct ContainerSpec: Sendable {
 
     public init(image: String) {
         self.image = image
+    }
+
+    /// The image the spec names: from the cache, unpacked from its archive,
+    /// or pulled from a registry as --pull says.
+    func resolveImage(cache: String, showProgress: Bool) throws(UrunError) -> Image {
+        let store = ImageStore(directory: cache, mapping: try subordinateMapping())
+        return try RegistryPull(store: store, options: registry).image(for: image, platform: platform, showProgress: showProgress)
     }
 
     /// The command to run once `resolved(with:)` has merged the image's:

@@ -23,8 +23,7 @@ public struct Containers: Sendable {
 
     /// `urun create`: the container's record and directory, status "created".
     public func create(_ spec: ContainerSpec, name: String?, autoRemove: Bool) throws(UrunError) -> ContainerRecord {
-        let image = try ImageStore(directory: store.paths.cache, mapping: try spec.subordinateMapping())
-            .image(for: spec.image, platform: spec.platform, showProgress: true)
+        let image = try spec.resolveImage(cache: store.paths.cache, showProgress: true)
         let spec = spec.resolved(with: image.config)
         _ = try ContainerUser.resolve(spec.user) { image.readFile($0) }  // an unknown user fails now, not at start
         let names = try store.lockNames()

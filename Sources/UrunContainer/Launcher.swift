@@ -53,8 +53,7 @@ public struct Launcher {
 
     /// `urun run` in the foreground, removing the container at the end.
     public func run(_ spec: ContainerSpec) throws(UrunError) -> ExitStatus {
-        let image = try ImageStore(directory: paths.cache, mapping: try spec.subordinateMapping())
-            .image(for: spec.image, platform: spec.platform, showProgress: true)
+        let image = try spec.resolveImage(cache: paths.cache, showProgress: true)
         let spec = spec.resolved(with: image.config)
         let directory = ContainerDirectory(in: paths.containers)
         defer { directory.remove() }
@@ -70,8 +69,7 @@ public struct Launcher {
     /// `urun run --print-config`: the plan `run` would launch (the image
     /// unpacked into the cache if it is not there yet), launching nothing.
     public func plan(for spec: ContainerSpec) throws(UrunError) -> ContainerPlan {
-        let image = try ImageStore(directory: paths.cache, mapping: try spec.subordinateMapping())
-            .image(for: spec.image, platform: spec.platform, showProgress: false)
+        let image = try spec.resolveImage(cache: paths.cache, showProgress: false)
         let spec = spec.resolved(with: image.config)
         let joined = try spec.network.joinedContainer.map { (name) throws(UrunError) in
             let store = ContainerStore(paths: paths)

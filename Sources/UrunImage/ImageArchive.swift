@@ -333,7 +333,11 @@ struct ImageArchive {
 
     /// The image named `tag` (or `platform`, or with image `id`), or the only
     /// or first one with a notice; its configuration read and verified.
-    func select(tag: String?, id: String? = nil, platform: String?, notice: (String) -> Void) throws(UrunError) -> Selected {
+    /// `present` tells which layers (by diff id) the store has: only the others must be in the archive.
+    func select(
+        tag: String?, id: String? = nil, platform: String?, present: (String) -> Bool = { _ in false },
+        notice: (String) -> Void
+    ) throws(UrunError) -> Selected {
         var all = try candidates()
         guard !all.isEmpty else { throw .invalid("\(source): the archive holds no image") }
         var configs: [ImageConfig] = []
@@ -354,8 +358,8 @@ struct ImageArchive {
                 throw .invalid("\(source): no image tagged \(printable(tag)) (it holds \(known.isEmpty ? "untagged images" : known.map { printable($0) }.joined(separator: ", ")))")
             }
         }
-        let wanted = platform ?? Self.nativePlatform
-        let matching = chosen.filter { all[$0].platform.map { Self.platform($0, matches: wanted) } ?? true }
+        let wanted = platform ?? Platform.native
+        let matching = chosen.filter { all[$0].platform.map { Platform.matches($0, wanted: wanted) } ?? true }
         if matching.isEmpty {
             if platform != nil {
                 throw .invalid("\(source): no image for \(wanted) (it has \(chosen.compactMap { all[$0].platform }.joined(separator: ", ")))")
@@ -387,8 +391,8 @@ struct ImageArchive {
         let layers = zip(candidate.layers, config.diffIDs).map {
             Layer(member: dataMember($0.0.member), blobDigest: $0.0.digest, diffID: $0.1)
         }
-        // Every layer must be there before any is unpacked.
-        if let absent = layers.first(where: { !contains($0.member) }) {
+        // Every layer the store lacks must be there before any is unpacked.
+        if let absent = layers.first(where: { !present($0.diffID) && !contains($0.member) }) {
             throw .invalid("\(source): layer \(absent.member), named by the manifest, is not in the archive")
         }
         return Selected(id: id, names: candidate.names, config: config, layers: layers)
@@ -418,24 +422,5 @@ struct ImageArchive {
         let lastComponent = name.split(separator: "/").last.map(String.init) ?? name
         let full = wanted.contains(":") ? wanted : wanted + ":latest"
         return lastComponent == full || name == full || name.hasSuffix("/" + full) || (!wanted.contains(":") && name.hasSuffix(":" + wanted))
-    }
-
-    static var nativePlatform: String {
-        var info = utsname()
-        uname(&info)
-        let machine = withUnsafeBytes(of: &info.machine) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-        switch machine {
-        case "x86_64": return "linux/amd64"
-        case "aarch64": return "linux/arm64"
-        case "armv7l": return "linux/arm/v7"
-        default: return "linux/" + machine
-        }
-    }
-
-    /// "linux/arm64" matches "linux/arm64/v8"; a variant given must match.
-    static func platform(_ platform: String, matches wanted: String) -> Bool {
-        let have = platform.split(separator: "/")
-        let want = wanted.split(separator: "/")
-        return zip(have, want).allSatisfy { $0 == $1 } && have.count >= min(want.count, 2)
     }
 }

@@ -15,6 +15,10 @@ public struct ImageRecord: Sendable {
     /// Layer digests, bottom first.
     public let layers: [String]
     public let loaded: Timestamp
+    /// A pulled image's manifest digest ("sha256:..."), as the registry knows it.
+    public var digest: String?
+    /// A pulled image's blobs in the store's blobs/ (manifest, config, layers as sent).
+    public var blobs: [String] = []
 
     public var shortID: String { String(id.prefix(12)) }
 
@@ -29,6 +33,8 @@ public struct ImageRecord: Sendable {
             ("layers", .array(layers.map(JSON.string))), ("loaded", .string(loaded.rfc3339)),
         ])
         if let source { object["source"] = .string(source) }
+        if let digest { object["digest"] = .string(digest) }
+        if !blobs.isEmpty { object["blobs"] = .array(blobs.map(JSON.string)) }
         if let config { object["config"] = config.json }
         return object
     }
@@ -37,11 +43,14 @@ public struct ImageRecord: Sendable {
         guard let text = try? readText(path), let json = try? JSON(parsing: text),
             let id = json["id"]?.string, let layers = json["layers"]?.strings
         else { return nil }
-        return ImageRecord(
+        var record = ImageRecord(
             id: id, names: json["names"]?.strings ?? [], source: json["source"]?.string,
             format: json["format"]?.string ?? "rootfs",
             config: json["config"].flatMap { try? ImageConfig(json: $0, source: path) }, layers: layers,
             loaded: json["loaded"]?.string.flatMap(Timestamp.init(rfc3339:)) ?? .now())
+        record.digest = json["digest"]?.string
+        record.blobs = json["blobs"]?.strings ?? []
+        return record
     }
 }
 
@@ -142,6 +151,13 @@ extension ImageStore {
             freed += (try? readText(path + ".size")).flatMap { UInt64($0.trimmingWhitespace()) } ?? 0
             try removeAsOwner(path)
             unlink(path + ".size")
+        }
+        // Pulled blobs no image lists (partial downloads stay, for the next pull to resume).
+        let blobs = Set(records.flatMap(\.blobs))
+        for name in (try? directoryEntries(blobsDirectory + "/sha256")) ?? [] where !blobs.contains(name) {
+            let path = blobsDirectory + "/sha256/" + name
+            freed += fileStatus(path).map { UInt64($0.st_size) } ?? 0
+            unlink(path)
         }
         removeLeftovers()
         return freed

@@ -25,7 +25,9 @@ public struct UnpackNamespace: Sendable {
 ///     <cache>/layers/flat-<sha256>[@<map>]/  all layers of an image in one tree (too many to stack)
 ///     <cache>/images/<id>.json               an image: names, configuration, layers (bottom first)
 ///     <cache>/keys/<cheap key> -> ../images/<id>.json
-///     <cache>/tmp/                           unpacks in progress
+///     <cache>/blobs/sha256/<sha256>         blobs pulled from registries, verified
+///     <cache>/blobs/partial/<sha256>        downloads in progress (resumed by the next pull)
+///     <cache>/tmp/                           unpacks and pulls in progress
 ///     <cache>/locks/                         one unpacker per archive; the store lock
 ///
 /// A layer is named by the sha256 of its uncompressed tar (its diff id; for a
@@ -57,6 +59,8 @@ public struct ImageStore: Sendable {
     }
 
     public var layersDirectory: String { directory + "/layers" }
+    /// Blobs pulled from registries, as they came (kept for save and push).
+    public var blobsDirectory: String { directory + "/blobs" }
     var imagesDirectory: String { directory + "/images" }
     /// A layer's directory name under this store's mapping.
     public func layerName(_ digest: String) -> String { digest + (mapping.map { "@" + $0.identity } ?? "") }
@@ -74,6 +78,11 @@ public struct ImageStore: Sendable {
         case oci, ociArchive = "oci-archive", dockerArchive = "docker-archive", dir
 
         var wantsDirectory: Bool { self == .oci || self == .dir }
+    }
+
+    /// Whether `text` starts with one of skopeo's local transports (oci:, docker-archive:, ...).
+    public static func hasTransportPrefix(_ text: String) -> Bool {
+        Transport.allCases.contains { text.hasPrefix($0.rawValue + ":") }
     }
 
     /// The image `reference` names: a directory (a root filesystem used as it
@@ -140,6 +149,9 @@ public struct ImageStore: Sendable {
         if !layersPresent(record) {
             // Unpacked under another id mapping: unpack again from its archive.
             guard let source = record.source, let st = fileStatus(source, followLinks: true) else {
+                if let source = record.source, source.hasPrefix(Self.registrySource) {
+                    throw .noSuchImage(String(source.dropFirst(Self.registrySource.count)))
+                }
                 throw .invalid("image \(record.shortID) has no layers for this id mapping and its archive is gone; load it again")
             }
             return try archiveImage(source, st: st, tag: nil, id: record.id, platform: platform, showProgress: showProgress)
@@ -175,6 +187,45 @@ public struct ImageStore: Sendable {
         }
         guard let record = lookup(key), layersPresent(record) else {
             throw .invalid("image \(path): unpacked, but its record is missing from \(directory)")
+        }
+        return try finish(record)
+    }
+
+    /// The source recorded for an image pulled from a registry: `docker://` and its name.
+    public static let registrySource = "docker://"
+
+    /// An image urun-transfer pulled: the OCI layout it wrote is unpacked
+    /// (the layers the store lacks) and recorded under `name`, which moves to
+    /// it from any image that had it, as a tag moves in docker.
+    public func importPulled(layout: String, name: String, platform: String?, showProgress: Bool) throws(UrunError) -> Image {
+        let key = "pull-" + SHA256.digest(of: Array(name.utf8)).prefix(32)
+        do {
+            let storeLock = try lockStore(exclusive: false)
+            defer { closeQuietly(storeLock) }
+            urun_install_interrupt_flag()
+            defer { urun_remove_interrupt_flag() }
+            var request = LoadRequest(
+                path: layout, isDirectory: true, key: key, tag: nil, id: nil, platform: platform, showProgress: showProgress)
+            request.source = Self.registrySource + name
+            request.reuse = false
+            if let mapping {
+                try mapping.run { () throws(UrunError) in try load(request) }
+            } else {
+                try load(request)
+            }
+        }
+        guard var record = lookup(key), layersPresent(record) else {
+            throw .invalid("\(name): unpacked, but its record is missing from \(directory)")
+        }
+        // The blobs as the registry sent them (kept for save and push): the layout's.
+        record.blobs = ((try? directoryEntries(layout + "/blobs/sha256")) ?? []).sorted()
+        let index = (try? readFile(layout + "/index.json")).flatMap { try? JSON(parsing: $0) }
+        record.digest = index?["manifests"]?.array?.first?["digest"]?.string
+        try update(record)
+        for other in records() where other.id != record.id && other.names.contains(name) {
+            var untagged = other
+            untagged.names.removeAll { $0 == name }
+            try? update(untagged)
         }
         return try finish(record)
     }
@@ -216,7 +267,7 @@ public struct ImageStore: Sendable {
         return ImageRecord.read(imagesDirectory + "/" + baseName(of: target))
     }
 
-    func prepareDirectories() throws(UrunError) {
+    public func prepareDirectories() throws(UrunError) {
         for sub in ["layers", "images", "keys", "tmp", "locks"] {
             try makeDirectories(directory + "/" + sub, mode: 0o700, step: .unpackImage)
         }
@@ -245,6 +296,10 @@ public struct ImageStore: Sendable {
         let id: String?
         let platform: String?
         let showProgress: Bool
+        /// What the record names as the image's source, when not `path`.
+        var source: String?
+        /// Whether an image already recorded under `key` is used as it is.
+        var reuse = true
     }
 
     /// Reads the archive and unpacks what the cache lacks; run by the
@@ -255,7 +310,7 @@ public struct ImageStore: Sendable {
         defer { closeQuietly(lock) }
         try sys(.unpackImage, path: lockPath) { flock(lock, LOCK_EX) }
         // Another urun may have unpacked it while we waited for the lock.
-        if let record = lookup(request.key), layersPresent(record) { return }
+        if request.reuse, let record = lookup(request.key), layersPresent(record) { return }
         removeLeftovers()
 
         let record: ImageRecord
@@ -337,7 +392,10 @@ public struct ImageStore: Sendable {
         _ archive: ImageArchive, _ request: LoadRequest, meter: ProgressMeter,
         unpack: ([String: ImageArchive.Layer]) throws(UrunError) -> Void
     ) throws(UrunError) -> ImageRecord {
-        let selected = try archive.select(tag: request.tag, id: request.id, platform: request.platform) { notice in
+        let selected = try archive.select(
+            tag: request.tag, id: request.id, platform: request.platform,
+            present: { fileStatus(layersDirectory + "/" + layerName($0)) != nil }
+        ) { notice in
             meter.finish()
             writeQuietly(2, "urun: \(printableMessage(notice))\n")
         }
@@ -349,7 +407,7 @@ public struct ImageStore: Sendable {
         // A "dir:" layout has no tags: it is known by its directory's name, as a tarball by its file's.
         let names = selected.names.isEmpty && archive.format == .dockerDir ? [baseName(of: request.path)] : selected.names
         return ImageRecord(
-            id: selected.id, names: names, source: request.path, format: archive.format?.rawValue ?? "docker",
+            id: selected.id, names: names, source: request.source ?? request.path, format: archive.format?.rawValue ?? "docker",
             config: selected.config, layers: selected.layers.map(\.diffID), loaded: .now())
     }
 
@@ -430,7 +488,9 @@ public struct ImageStore: Sendable {
         Extractor.Options(owners: getuid() == 0, devices: getuid() == 0 && mapping == nil, whiteouts: whiteouts)
     }
 
-    func makeTemporary(_ label: String) throws(UrunError) -> (String, CInt) {
+    /// A new directory under tmp/, flock'd through the descriptor returned: a
+    /// later unpack removes it only once that is closed (its maker gone).
+    public func makeTemporary(_ label: String) throws(UrunError) -> (String, CInt) {
         let temporary = directory + "/tmp/" + label + "." + randomHex(bytes: 6)
         try sys(.unpackImage, explain: "unpack into \(temporary)", path: temporary) { mkdir(temporary, 0o755) }
         let root = open(temporary, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
@@ -481,10 +541,7 @@ public struct ImageStore: Sendable {
         if let existing = ImageRecord.read(recordPath(record.id)) {
             merged.names = existing.names + record.names.filter { !existing.names.contains($0) }
         }
-        let path = recordPath(record.id)
-        let temporary = path + ".tmp-" + randomHex(bytes: 4)
-        try writeFile(temporary, merged.json.pretty() + "\n")
-        try sys(.unpackImage, path: path) { rename(temporary, path) }
+        try update(merged)
     }
 }
 

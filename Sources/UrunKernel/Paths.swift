@@ -82,7 +82,7 @@ public struct UrunPaths: Sendable {
         return tmp
     }
 
-    static func homeDirectory() throws(UrunError) -> String {
+    public static func homeDirectory() throws(UrunError) -> String {
         if let home = xdg("HOME") { return home }
         // Under `setpriv --reset-env` or cron HOME may be missing: ask passwd.
         let uid = getuid()

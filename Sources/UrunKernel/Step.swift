@@ -70,6 +70,7 @@ public enum Step: UInt16, Sendable, CaseIterable {
     case startNetworkHelper
     case runHook
     case sendConsole
+    case registry
     // cgroups
     case createCgroup = 90
     case enableControllers
@@ -107,7 +108,7 @@ public enum Step: UInt16, Sendable, CaseIterable {
             .noNewPrivileges, .loadSeccomp, .setRlimits, .waitForStart, .setOOMScore, .setDomainname, .setPersonality, .sendConsole:
             return .process
         case .openImage, .unpackImage, .createContainerDir, .removeContainerDir, .superviseContainer,
-            .readFile, .writeFile, .startNetworkHelper, .runHook:
+            .readFile, .writeFile, .startNetworkHelper, .runHook, .registry:
             return .host
         case .createCgroup, .enableControllers, .writeLimit, .moveToCgroup, .removeCgroup, .freezeCgroup,
             .killCgroup:
@@ -127,6 +128,7 @@ public enum Step: UInt16, Sendable, CaseIterable {
         case .writeGIDMap: return "write gid_map"
         case .runNewuidmap: return "run newuidmap"
         case .startNetworkHelper: return "start the network helper"
+        case .registry: return "talk to a registry"
         case .joinNamespaces: return "join another container's namespaces"
         case .enterTimeNamespace: return "enter a time namespace of its own"
         case .runNewgidmap: return "run newgidmap"
@@ -280,6 +282,7 @@ public enum Step: UInt16, Sendable, CaseIterable {
         case .setPersonality: return "LINUX32: uname(2) reports a 32-bit machine, as for a 32-bit userland"
         case .runHook: return "a program the engine asked the runtime to run at this point of the container's life"
         case .sendConsole: return "the engine asked for the container's terminal: its master goes over a unix socket"
+        case .registry: return "images come from a registry over HTTPS (distribution-spec), in urun-transfer, a process that never clones a container"
         }
     }
 
@@ -337,6 +340,7 @@ public enum Step: UInt16, Sendable, CaseIterable {
         case .setPersonality: return "personality(2)"
         case .runHook: return "runtime-spec config.md"
         case .sendConsole: return "unix(7) SCM_RIGHTS"
+        case .registry: return "distribution-spec"
         }
     }
 }

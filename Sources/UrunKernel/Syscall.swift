@@ -41,7 +41,12 @@ public func writeAll(_ fd: CInt, _ bytes: UnsafeRawBufferPointer, step: Step = .
 public func writeAll(_ fd: CInt, _ string: String, step: Step = .writeFile, path: String? = nil)
     throws(UrunError)
 {
-    let bytes = Array(string.utf8)
+    try writeAll(fd, Array(string.utf8), step: step, path: path)
+}
+
+public func writeAll(_ fd: CInt, _ bytes: [UInt8], step: Step = .writeFile, path: String? = nil)
+    throws(UrunError)
+{
     var failure: UrunError?
     bytes.withUnsafeBytes { buffer in
         do throws(UrunError) { try writeAll(fd, buffer, step: step, path: path) } catch { failure = error }

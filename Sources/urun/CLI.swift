@@ -91,8 +91,8 @@ static func usage(_ error: UsageError) -> Int32 {
 /// habit, each is said to be no urun command rather than taken for an image.
 let otherToolsVerbs: Set<String> = [
     "build", "builder", "buildx", "commit", "compose", "config", "container", "context", "cp", "diff", "events",
-    "export", "generate", "healthcheck", "history", "import", "info", "init", "kube", "load", "login", "logout",
-    "machine", "manifest", "mount", "network", "pod", "port", "pull", "push", "rename", "save", "search", "secret",
+    "export", "generate", "healthcheck", "history", "import", "info", "init", "kube", "load",
+    "machine", "manifest", "mount", "network", "pod", "port", "push", "rename", "save", "search", "secret",
     "service", "stack", "swarm", "tag", "top", "trust", "unmount", "unshare", "untag", "update", "version", "volume",
 ]
 
@@ -124,8 +124,8 @@ var commands: [any Command.Type] {
     [
         RunCommand.self, CreateCommand.self, StartCommand.self, StopCommand.self, RestartCommand.self, KillCommand.self,
         PauseCommand.self, UnpauseCommand.self, ExecCommand.self, AttachCommand.self, LogsCommand.self, PsCommand.self,
-        InspectCommand.self, WaitCommand.self, StatsCommand.self, RemoveCommand.self, ImagesCommand.self,
-        RmiCommand.self, ImagePruneCommand.self, SystemPruneCommand.self, SystemDfCommand.self, DoctorCommand.self, CompletionCommand.self,
+        InspectCommand.self, WaitCommand.self, StatsCommand.self, RemoveCommand.self, PullCommand.self,
+        LoginCommand.self, LogoutCommand.self, ImagesCommand.self, RmiCommand.self, ImagePruneCommand.self, SystemPruneCommand.self, SystemDfCommand.self, DoctorCommand.self, CompletionCommand.self,
         MonitorCommand.self, ManPageCommand.self,
     ]
 }

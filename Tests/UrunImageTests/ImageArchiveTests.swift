@@ -240,7 +240,7 @@ import UrunTestSupport
         #expect(ImageArchive.name("alpine:latest", matches: "alpine"))
         #expect(!ImageArchive.name("alpine:3.20", matches: "alpine"))
         #expect(!ImageArchive.name("alpine:3.20", matches: "3.2"))
-        #expect(ImageArchive.platform("linux/arm64/v8", matches: "linux/arm64"))
-        #expect(!ImageArchive.platform("linux/arm64", matches: "linux/amd64"))
+        #expect(Platform.matches("linux/arm64/v8", wanted: "linux/arm64"))
+        #expect(!Platform.matches("linux/arm64", wanted: "linux/amd64"))
     }
 }

@@ -14,7 +14,8 @@ enum ContainerOptions {
     static let options: [OptionSpec] = [
         OptionSpec("name", value: "NAME", help: "Name the container (a kept container: see --rm)"),
         OptionSpec("entrypoint", value: "COMMAND", help: "Replace the image's entrypoint (\"\" clears it; the image's Cmd goes too)"),
-        OptionSpec("platform", value: "OS/ARCH", help: "Which image of a multi-platform archive (default: this machine's)"),
+        OptionSpec("platform", value: "OS/ARCH", help: "Which image of a multi-platform archive or registry index (default: this machine's)"),
+        OptionSpec("pull", value: "POLICY", help: "When to pull IMAGE from a registry: missing (default: when not in the cache), always, newer (when the registry is reachable), never", choices: PullPolicy.allCases.map(\.rawValue)),
         OptionSpec("env", short: "e", value: "KEY=VALUE", help: "Set an environment variable (KEY alone: take it from urun's environment)", repeatable: true),
         OptionSpec("env-file", value: "FILE", help: "Read environment variables from FILE", repeatable: true, files: true),
         OptionSpec("workdir", short: "w", value: "DIR", help: "Working directory inside the container (created if missing)"),
@@ -57,10 +58,10 @@ enum ContainerOptions {
         OptionSpec("device-read-iops", value: "DEV:N", help: "Read IO/s limit for a device (io.max riops)", repeatable: true),
         OptionSpec("device-write-iops", value: "DEV:N", help: "Write IO/s limit for a device (io.max wiops)", repeatable: true),
         OptionSpec("explain", value: "FORMAT", help: "Narrate every kernel step as it happens (text, or json)", choices: ["text", "json"], implicitValue: "text"),
-    ]
+    ] + RegistryFlags.options
 
     static let arguments = [
-        ArgumentSpec("IMAGE", help: "A rootfs tarball, an image archive (docker save, OCI; FILE:TAG picks one of several), a directory, or an image in the cache by name or id", files: true),
+        ArgumentSpec("IMAGE", help: "A rootfs tarball, an image archive (docker save, OCI; FILE:TAG picks one of several), a directory, an image in the cache by name or id, or a registry reference (pulled when missing; an existing path wins)", files: true),
         ArgumentSpec("COMMAND", help: "The command and its arguments (default: the image's, or /bin/sh)", optional: true, variadic: true),
     ]
 
@@ -81,6 +82,13 @@ enum ContainerOptions {
         spec.user = try plain(arguments, "user")
         if let entrypoint = arguments.value("entrypoint") { spec.entrypoint = entrypoint.isEmpty ? [] : [entrypoint] }
         if let platform = arguments.value("platform") { spec.platform = try Platform.validated(platform) }
+        spec.registry = try RegistryFlags.parse(arguments)
+        if let pull = arguments.value("pull") {
+            guard let policy = PullPolicy(rawValue: pull) else {
+                throw UrunError.usage("--pull \(printable(pull)): expected \(PullPolicy.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            spec.registry.policy = policy
+        }
         if let hostname = arguments.value("hostname") {
             guard HostName.isValid(hostname, maxLength: HostName.maxHostname) else {
                 throw UrunError.usage("--hostname \(printable(hostname)): a hostname is 1 to \(HostName.maxHostname) letters, digits, '-', '_' or '.' (the kernel's limit is \(HostName.maxHostname) bytes)")
@@ -245,21 +253,6 @@ enum HostName {
     static func isValid(_ name: String, maxLength: Int) -> Bool {
         !name.isEmpty && name.utf8.count <= maxLength
             && name.unicodeScalars.allSatisfy { $0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0) || "-_.".unicodeScalars.contains($0)) }
-    }
-}
-
-/// --platform OS/ARCH[/VARIANT], checked against what images use.
-enum Platform {
-    static let architectures = ["amd64", "arm64", "arm", "386", "ppc64le", "s390x", "riscv64", "mips64le", "loong64"]
-
-    static func validated(_ text: String) throws -> String {
-        let parts = text.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
-        guard (2...3).contains(parts.count), parts[0] == "linux", architectures.contains(parts[1]),
-            parts.count == 2 || (parts[2].count >= 2 && parts[2].first == "v" && parts[2].dropFirst().allSatisfy(\.isASCII) && Int(parts[2].dropFirst()) != nil)
-        else {
-            throw UrunError.usage("--platform \(printable(text)): expected linux/ARCH[/VARIANT], ARCH one of \(architectures.joined(separator: ", ")) (urun runs Linux images)")
-        }
-        return text
     }
 }
 

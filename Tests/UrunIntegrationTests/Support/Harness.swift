@@ -67,6 +67,10 @@ final class Harness: Sendable {
                 "cp '\(built)' '\(binary)' && chmod 755 '\(binary)' && mkdir -m 755 '\(fixtures)' && cp '\(fixtureSource)'/busybox.tar* '\(fixtures)/' && chmod 644 '\(fixtures)'/*"
             )
             if copy.status != 0 { problem = "cannot prepare the workspace: \(copy.stderr)" }
+            // urun-transfer (registries) goes beside urun, where urun looks for it.
+            let transfer = [environment["URUN_TRANSFER"], (built as NSString).deletingLastPathComponent + "/urun-transfer",
+                root + "/.build/debug/urun-transfer"].compactMap { $0 }.first { access($0, X_OK) == 0 }
+            if let transfer { Harness.sh("cp '\(transfer)' '\(workspace)/urun-transfer' && chmod 755 '\(workspace)/urun-transfer'") }
         }
         user = getuid() == 0 ? TestUser.ensure() : nil
         if getuid() == 0 && user == nil { problem = problem ?? "cannot create the test user \(TestUser.name) (useradd)" }

@@ -1,5 +1,5 @@
 import CUrunSHA256
-import UrunKernel
+
 
 /// Streaming SHA-256 (FIPS 180-4), on the CPU's SHA extensions where present.
 public struct SHA256 {

@@ -1,0 +1,1 @@
+// The functions are inline in urun_curl.h.
