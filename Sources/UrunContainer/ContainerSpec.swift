@@ -134,7 +134,7 @@ public struct ContainerSpec: Sendable {
     /// or pulled from a registry as --pull says.
     func resolveImage(cache: String, showProgress: Bool) throws(UrunError) -> Image {
         let store = ImageStore(directory: cache, mapping: try subordinateMapping())
-        return try RegistryPull(store: store, options: registry).image(for: image, platform: platform, showProgress: showProgress)
+        return try RegistryTransfer(store: store, options: registry).image(for: image, platform: platform, showProgress: showProgress)
     }
 
     /// The command to run once `resolved(with:)` has merged the image's:

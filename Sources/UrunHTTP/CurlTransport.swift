@@ -138,7 +138,8 @@ private final class Transfer {
         case .bytes(let bytes):
             if code == CURLE_OK { code = urun_curl_set_offset(easy, CURLOPT_POSTFIELDSIZE_LARGE, curl_off_t(bytes.count)) }
             if code == CURLE_OK {
-                code = bytes.withUnsafeBytes { urun_curl_set_blob(easy, CURLOPT_COPYPOSTFIELDS, $0.baseAddress, $0.count) }
+                // Copied by curl (its size set just before): the request's array need not outlive the call.
+                code = bytes.withUnsafeBytes { urun_curl_set_pointer(easy, CURLOPT_COPYPOSTFIELDS, $0.baseAddress) }
             }
         case .file(_, let length):
             set(CURLOPT_UPLOAD, 1)

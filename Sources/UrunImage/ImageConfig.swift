@@ -11,6 +11,9 @@ public struct ImageConfig: Equatable, Sendable {
     public var stopSignal: String?
     /// ExposedPorts' keys: "80/tcp", "53/udp" (what -P publishes).
     public var exposedPorts: [String] = []
+    public var labels: [String: String] = [:]
+    /// The image's history entries, as they are (commit adds one).
+    public var history: [JSON] = []
     public var os: String?
     public var architecture: String?
     public var variant: String?
@@ -32,6 +35,8 @@ public struct ImageConfig: Equatable, Sendable {
         user = config?["User"]?.string.flatMap { $0.isEmpty ? nil : $0 }
         stopSignal = config?["StopSignal"]?.string.flatMap { $0.isEmpty ? nil : $0 }
         exposedPorts = (config?["ExposedPorts"]?.members ?? []).map(\.0).sorted()
+        for (key, value) in config?["Labels"]?.members ?? [] { labels[key] = value.string ?? "" }
+        history = json["history"]?.array ?? []
         os = json["os"]?.string
         architecture = json["architecture"]?.string
         variant = json["variant"]?.string
@@ -51,6 +56,7 @@ public struct ImageConfig: Equatable, Sendable {
         if let user { config["User"] = .string(user) }
         if let stopSignal { config["StopSignal"] = .string(stopSignal) }
         if !exposedPorts.isEmpty { config["ExposedPorts"] = .object(exposedPorts.map { ($0, .object([])) }) }
+        if !labels.isEmpty { config["Labels"] = .object(labels.sorted { $0.key < $1.key }.map { ($0.key, .string($0.value)) }) }
         var object = JSON.object([
             ("config", config), ("rootfs", .object([("diff_ids", .array(diffIDs.map { .string("sha256:" + $0) }))])),
         ])
@@ -58,6 +64,7 @@ public struct ImageConfig: Equatable, Sendable {
         if let architecture { object["architecture"] = .string(architecture) }
         if let variant { object["variant"] = .string(variant) }
         if let created { object["created"] = .string(created) }
+        if !history.isEmpty { object["history"] = .array(history) }
         return object
     }
 
@@ -82,5 +89,96 @@ enum Digest {
 
     static func isHex(_ text: String) -> Bool {
         text.utf8.count == 64 && text.utf8.allSatisfy { (48...57).contains($0) || (97...102).contains($0) }
+    }
+}
+
+extension ImageConfig {
+    /// Instructions `commit --change` takes, as docker's: CMD, ENTRYPOINT, ENV,
+    /// WORKDIR, USER, EXPOSE, LABEL, STOPSIGNAL.
+    public static let changeInstructions = ["CMD", "ENTRYPOINT", "ENV", "WORKDIR", "USER", "EXPOSE", "LABEL", "STOPSIGNAL"]
+
+    /// Applies one Dockerfile-style instruction. CMD and ENTRYPOINT take the
+    /// JSON form (`CMD ["nginx", "-g", "daemon off;"]`) or the shell form
+    /// (`CMD nginx -g 'daemon off;'`, run by /bin/sh -c).
+    public mutating func apply(change text: String) throws(UrunError) {
+        let trimmed = text.trimmingWhitespace()
+        let keyword = String(trimmed.prefix { $0 != " " && $0 != "\t" && $0 != "=" }).uppercased()
+        let argument = String(trimmed.dropFirst(keyword.count)).trimmingWhitespace()
+        func command() throws(UrunError) -> [String] {
+            if argument.hasPrefix("[") {
+                guard let parsed = try? JSON(parsing: argument), let words = parsed.strings else {
+                    throw .usage("--change \(printable(text)): the JSON form is an array of strings")
+                }
+                return words
+            }
+            return argument.isEmpty ? [] : ["/bin/sh", "-c", argument]
+        }
+        /// KEY=VALUE pairs (several, values quoted as needed), or the old `KEY VALUE`.
+        func pairs() throws(UrunError) -> [(String, String)] {
+            if !argument.contains("="), let space = argument.firstIndex(of: " ") {
+                return [(String(argument[..<space]), String(argument[argument.index(after: space)...]).trimmingWhitespace())]
+            }
+            var result: [(String, String)] = []
+            for word in Self.words(argument) {
+                guard let equals = word.firstIndex(of: "="), equals != word.startIndex else {
+                    throw .usage("--change \(printable(text)): expected KEY=VALUE")
+                }
+                result.append((String(word[..<equals]), String(word[word.index(after: equals)...])))
+            }
+            return result
+        }
+        switch keyword {
+        case "CMD": cmd = try command()
+        case "ENTRYPOINT":
+            entrypoint = try command()
+            cmd = nil  // as in a Dockerfile: a new entrypoint drops the inherited Cmd
+        case "ENV":
+            for (key, value) in try pairs() {
+                env.removeAll { $0.hasPrefix(key + "=") }
+                env.append(key + "=" + value)
+            }
+        case "WORKDIR":
+            guard argument.hasPrefix("/") else { throw .usage("--change \(printable(text)): WORKDIR needs an absolute path") }
+            workingDir = argument
+        case "USER": user = argument.isEmpty ? nil : argument
+        case "EXPOSE":
+            for port in Self.words(argument) {
+                let full = port.contains("/") ? port : port + "/tcp"
+                guard let number = Int(full.split(separator: "/")[0]), (1...65535).contains(number) else {
+                    throw .usage("--change \(printable(text)): \(printable(port)) is not a port")
+                }
+                if !exposedPorts.contains(full) { exposedPorts.append(full) }
+            }
+            exposedPorts.sort()
+        case "LABEL": for (key, value) in try pairs() { labels[key] = value }
+        case "STOPSIGNAL": stopSignal = argument
+        default:
+            throw .usage("--change \(printable(text)): expected one of \(Self.changeInstructions.joined(separator: ", "))")
+        }
+    }
+
+    /// Words split at blanks, with "double" and 'single' quotes kept together (and removed).
+    static func words(_ text: String) -> [String] {
+        var words: [String] = []
+        var current = ""
+        var quote: Character?
+        var inWord = false
+        for c in text {
+            if let open = quote {
+                if c == open { quote = nil } else { current.append(c) }
+            } else if c == "\"" || c == "'" {
+                quote = c
+                inWord = true
+            } else if c == " " || c == "\t" {
+                if inWord { words.append(current) }
+                current = ""
+                inWord = false
+            } else {
+                current.append(c)
+                inWord = true
+            }
+        }
+        if inWord { words.append(current) }
+        return words
     }
 }

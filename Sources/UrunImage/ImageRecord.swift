@@ -143,6 +143,15 @@ extension ImageStore {
         for record in records {
             used.insert("flat-" + SHA256.digest(of: Array(record.layers.joined(separator: " ").utf8)))
         }
+        // A layer listed under another diff id (an alias made by save, push or commit) keeps its tree.
+        for name in (try? directoryEntries(layersDirectory)) ?? [] where used.contains(String(name.split(separator: "@").first ?? "")) {
+            var buffer = [CChar](repeating: 0, count: 512)
+            let n = readlink(layersDirectory + "/" + name, &buffer, buffer.count - 1)
+            if n > 0 {
+                let target = String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+                used.insert(String(target.split(separator: "@").first ?? ""))
+            }
+        }
         var freed: UInt64 = 0
         for name in (try? directoryEntries(layersDirectory)) ?? [] where !name.hasSuffix(".size") {
             let digest = String(name.split(separator: "@").first ?? "")

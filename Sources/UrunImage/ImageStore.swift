@@ -198,7 +198,16 @@ public struct ImageStore: Sendable {
     /// (the layers the store lacks) and recorded under `name`, which moves to
     /// it from any image that had it, as a tag moves in docker.
     public func importPulled(layout: String, name: String, platform: String?, showProgress: Bool) throws(UrunError) -> Image {
-        let key = "pull-" + SHA256.digest(of: Array(name.utf8)).prefix(32)
+        try importLayout(layout, name: name, source: Self.registrySource + name, platform: platform, showProgress: showProgress)
+    }
+
+    /// An OCI layout urun wrote (a pull's, a commit's): unpacked and recorded,
+    /// its blobs kept in blobs/ for save and push.
+    public func importLayout(_ layout: String, name: String?, source: String, platform: String?, showProgress: Bool)
+        throws(UrunError) -> Image
+    {
+        try prepareDirectories()
+        let key = "import-" + SHA256.digest(of: Array((name ?? source).utf8)).prefix(32)
         do {
             let storeLock = try lockStore(exclusive: false)
             defer { closeQuietly(storeLock) }
@@ -206,7 +215,7 @@ public struct ImageStore: Sendable {
             defer { urun_remove_interrupt_flag() }
             var request = LoadRequest(
                 path: layout, isDirectory: true, key: key, tag: nil, id: nil, platform: platform, showProgress: showProgress)
-            request.source = Self.registrySource + name
+            request.source = source
             request.reuse = false
             if let mapping {
                 try mapping.run { () throws(UrunError) in try load(request) }
@@ -215,18 +224,15 @@ public struct ImageStore: Sendable {
             }
         }
         guard var record = lookup(key), layersPresent(record) else {
-            throw .invalid("\(name): unpacked, but its record is missing from \(directory)")
+            throw .invalid("\(name ?? source): unpacked, but its record is missing from \(directory)")
         }
+        if name == nil { unlink(directory + "/keys/" + key) }
         // The blobs as the registry sent them (kept for save and push): the layout's.
         record.blobs = ((try? directoryEntries(layout + "/blobs/sha256")) ?? []).sorted()
         let index = (try? readFile(layout + "/index.json")).flatMap { try? JSON(parsing: $0) }
         record.digest = index?["manifests"]?.array?.first?["digest"]?.string
         try update(record)
-        for other in records() where other.id != record.id && other.names.contains(name) {
-            var untagged = other
-            untagged.names.removeAll { $0 == name }
-            try? update(untagged)
-        }
+        if let name { try tag(record, as: name) }
         return try finish(record)
     }
 

@@ -172,9 +172,9 @@ public struct Pull {
         }
     }
 
-    func blobPath(_ hex: String) -> String { blobs + "/sha256/" + hex }
-
-    private func hasBlob(_ hex: String) -> Bool { fileStatus(blobPath(hex)).map(isRegularFile) ?? false }
+    var store: BlobDirectory { BlobDirectory(blobs) }
+    func blobPath(_ hex: String) -> String { store.path(hex) }
+    private func hasBlob(_ hex: String) -> Bool { store.has(hex) }
 
     private func fetchSmallBlob(_ descriptor: Descriptor, _ client: RegistryClient, scope: String) throws(UrunError) -> [UInt8] {
         guard descriptor.size <= Self.configLimit else {
@@ -190,25 +190,8 @@ public struct Pull {
         guard actual == descriptor.hex, response.body.count == descriptor.size else {
             throw .invalid("\(reference): blob sha256:\(descriptor.hex) arrived as \(response.body.count) bytes hashing to sha256:\(actual): refused")
         }
-        try storeBlob(response.body, hex: descriptor.hex)
+        try store.store(response.body)
         return response.body
-    }
-
-    private func storeBlob(_ bytes: [UInt8], hex: String) throws(UrunError) {
-        try makeDirectories(blobs + "/sha256", mode: 0o700, step: .registry)
-        let temporary = blobPath(hex) + ".tmp-" + randomHex(bytes: 4)
-        let fd = try sys(.registry, path: temporary) { open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600) }
-        defer { closeQuietly(fd) }
-        defer { unlink(temporary) }
-        try writeAll(fd, bytes, path: temporary)
-        try Self.install(temporary, as: blobPath(hex))
-    }
-
-    /// Puts a verified blob in place, never over one that is there: another
-    /// pull may be linking that one into its layout right now, and link(2)
-    /// fails on a file whose last name a rename took away.
-    static func install(_ file: String, as final: String) throws(UrunError) {
-        if link(file, final) != 0 && errno != EEXIST { throw .kernel(.registry, path: final, .current) }
     }
 
     /// The layers, a few at once. A download another urun is making waits for it.
@@ -268,13 +251,8 @@ public struct Pull {
     private func writeLayout(manifest: [UInt8], mediaType: String, digest: String, blobs descriptors: [Descriptor]) throws(UrunError) {
         try makeDirectories(layout + "/blobs/sha256", mode: 0o700, step: .registry)
         try writeFile(layout + "/oci-layout", "{\"imageLayoutVersion\":\"1.0.0\"}\n", mode: 0o600)
-        let manifestHex = String(digest.dropFirst(7))
-        if !hasBlob(manifestHex) { try storeBlob(manifest, hex: manifestHex) }
-        for hex in [manifestHex] + descriptors.map(\.hex) where hasBlob(hex) {
-            let target = layout + "/blobs/sha256/" + hex
-            if fileStatus(target) != nil { continue }
-            try sys(.registry, path: target) { link(blobPath(hex), target) }
-        }
+        let manifestHex = try store.store(manifest)
+        for hex in [manifestHex] + descriptors.map(\.hex) where hasBlob(hex) { try store.link(hex, into: layout) }
         var annotations: [(String, JSON)] = [("io.containerd.image.name", .string(reference.description))]
         if let tag = reference.tag, reference.digest == nil { annotations.append(("org.opencontainers.image.ref.name", .string(tag))) }
         let index = JSON.object([
@@ -312,8 +290,11 @@ final class BlobDownload {
     /// The registry sent more than the manifest's size.
     private(set) var overflowed = false
 
-    private init(descriptor: Pull.Descriptor, partial: String, final: String, fd: CInt) {
+    private let store: BlobDirectory
+
+    private init(descriptor: Pull.Descriptor, store: BlobDirectory, partial: String, final: String, fd: CInt) {
         self.descriptor = descriptor
+        self.store = store
         self.partial = partial
         self.final = final
         self.fd = fd
@@ -335,7 +316,7 @@ final class BlobDownload {
             closeQuietly(fd)
             return .present
         }
-        let download = BlobDownload(descriptor: descriptor, partial: partial, final: final, fd: fd)
+        let download = BlobDownload(descriptor: descriptor, store: pull.store, partial: partial, final: final, fd: fd)
         try download.hashExisting()
         return .claimed(download)
     }
@@ -400,7 +381,7 @@ final class BlobDownload {
             unlink(partial)
             throw .invalid("\(reference): blob sha256:\(descriptor.hex) arrived as \(received) bytes hashing to sha256:\(actual), not the \(descriptor.size) bytes the manifest names: refused, nothing kept")
         }
-        try Pull.install(partial, as: final)
+        try store.install(partial, as: descriptor.hex)
         unlink(partial)
     }
 

@@ -32,7 +32,8 @@ public final class RegistryClient {
 
     public var base: String { scheme + "://" + apiHost }
 
-    /// One exchange: `path` under /v2/ of the registry, the request built by `make` for a URL
+    /// One exchange: `path` under /v2/ of the registry (or a URL the registry
+    /// gave, an upload's Location), the request built by `make` for a URL
     /// (again for each retry or redirect, so a download can resume where it stopped).
     public struct Exchange {
         public let path: String
@@ -61,7 +62,7 @@ public final class RegistryClient {
     /// (2xx, or a status the caller explains); a transport failure that
     /// retries do not cure throws.
     public func perform(_ exchanges: [Exchange], scope: String) throws(UrunError) -> [HTTPResponse] {
-        var pending = exchanges.map { Pending(exchange: $0, url: base + $0.path) }
+        var pending = exchanges.map { Pending(exchange: $0, url: $0.path.hasPrefix("http") ? $0.path : base + $0.path) }
         var responses = [HTTPResponse?](repeating: nil, count: exchanges.count)
         var open = Array(exchanges.indices)
         var httpTried = scheme == "http"
@@ -160,7 +161,8 @@ public final class RegistryClient {
             }
             var query: [String] = []
             if let service = challenge.parameters["service"] { query.append("service=" + Self.percentEncode(service)) }
-            if !scope.isEmpty { query.append("scope=" + Self.percentEncode(scope)) }
+            // Several scopes (push, and pull from a repository to mount from) are several parameters.
+            for part in scope.split(separator: " ") { query.append("scope=" + Self.percentEncode(String(part))) }
             let url = realm + (realm.contains("?") ? "&" : "?") + query.joined(separator: "&")
             var request = HTTPRequest(url: url, limit: 1 << 20)
             if let credentials { request.headers.append(("Authorization", credentials.basicAuthorization)) }

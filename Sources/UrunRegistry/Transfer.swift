@@ -6,11 +6,14 @@ public enum Transfer {
     public static func perform(_ request: TransferRequest, transport: (TLSSettings) -> HTTPTransport) throws(UrunError) {
         switch request.command {
         case .pull: try pull(request, transport: transport)
+        case .push: try push(request, transport: transport)
         case .login: try login(request, transport: transport)
         }
     }
 
-    private static func pull(_ request: TransferRequest, transport: (TLSSettings) -> HTTPTransport) throws(UrunError) {
+    private static func client(_ request: TransferRequest, transport: (TLSSettings) -> HTTPTransport) throws(UrunError)
+        -> (ImageReference, RegistryClient)
+    {
         let reference: ImageReference
         switch ImageReference.parse(request.target) {
         case .success(let parsed): reference = parsed
@@ -20,6 +23,17 @@ public enum Transfer {
         let client = RegistryClient(
             reference: reference, transport: transport(try request.tls(for: reference.registry)), credentials: credentials,
             allowHTTP: request.allowsHTTP(reference))
+        return (reference, client)
+    }
+
+    private static func push(_ request: TransferRequest, transport: (TLSSettings) -> HTTPTransport) throws(UrunError) {
+        let (reference, client) = try client(request, transport: transport)
+        let digest = try Push(reference: reference, layout: request.layout, mountFrom: request.mountFrom).run(client)
+        print("\(reference): digest: \(digest)")
+    }
+
+    private static func pull(_ request: TransferRequest, transport: (TLSSettings) -> HTTPTransport) throws(UrunError) {
+        let (reference, client) = try client(request, transport: transport)
         let layers = request.layers
         let suffix = request.layerSuffix
         let pull = Pull(

@@ -7,14 +7,16 @@ import UrunKernel
 /// resolution need the dynamic loader that the static urun lacks, and its
 /// threads stay out of the process that clones containers.
 public struct TransferRequest {
-    public enum Command: String { case pull, login }
+    public enum Command: String { case pull, push, login }
 
     public var command: Command
     /// pull: the full reference; login: the registry.
     public var target: String
     public var platform: String = Platform.native
-    /// pull: the empty directory to write the image's OCI layout into.
+    /// pull: the empty directory to write the image's OCI layout into; push: the layout to send.
     public var layout: String = ""
+    /// push: a repository of the registry to mount blobs from.
+    public var mountFrom: String?
     /// pull: the store's blob directory.
     public var blobs: String = ""
     /// pull: the store's layer directory, and the suffix of this id mapping's trees.
@@ -42,6 +44,7 @@ public struct TransferRequest {
         if let tlsVerify { object["tlsVerify"] = .bool(tlsVerify) }
         if let certDirectory { object["certDirectory"] = .string(certDirectory) }
         if let authFile { object["authFile"] = .string(authFile) }
+        if let mountFrom { object["mountFrom"] = .string(mountFrom) }
         if let credentials {
             object["username"] = .string(credentials.username)
             object["password"] = .string(credentials.password)
@@ -63,6 +66,7 @@ public struct TransferRequest {
         tlsVerify = json["tlsVerify"]?.bool
         certDirectory = json["certDirectory"]?.string
         authFile = json["authFile"]?.string
+        mountFrom = json["mountFrom"]?.string
         if let user = json["username"]?.string, let password = json["password"]?.string {
             credentials = RegistryCredentials(username: user, password: password)
         }

@@ -409,7 +409,7 @@ func propagationNames(_ flags: UInt) -> String {
 }
 
 /// overlayfs splits its options at ',' and lowerdir at ':'; both are escaped with '\'.
-func escapeOverlayPath(_ path: String) -> String {
+public func escapeOverlayPath(_ path: String) -> String {
     var out = ""
     for c in path {
         if c == "," || c == ":" || c == "\\" { out.append("\\") }

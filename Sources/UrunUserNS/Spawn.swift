@@ -317,3 +317,44 @@ private func asOwner(_ body: () throws(UrunError) -> Void) throws(UrunError) {
         try runInUserNamespace(map, body)
     }
 }
+
+/// Runs `body` in a child process that has joined the namespaces `entries`
+/// name (a user namespace first: a running container's user and mount
+/// namespaces, for `cp` and `export`); returns once it is done, with its error.
+public func runJoining(_ entries: [NamespaceEntry], _ body: () throws(UrunError) -> Void) throws(UrunError) {
+    var report: [CInt] = [-1, -1]
+    try sys(.joinNamespaces) { urun_pipe2(&report, O_CLOEXEC) }
+    var pidfd: CInt = -1
+    let pid: pid_t
+    do throws(UrunError) {
+        pid = try sys(.joinNamespaces, explain: "clone() → a child that joins the container's namespaces") { urun_clone(0, -1, &pidfd) }
+    } catch {
+        report.forEach(closeQuietly)
+        throw error
+    }
+    if pid == 0 {
+        closeQuietly(report[0])
+        do throws(UrunError) {
+            for entry in entries {
+                try sys(.joinNamespaces, explain: "setns(\(entry.fd), \(Namespaces(rawValue: UInt64(entry.flags)).flagNames))") {
+                    urun_setns(entry.fd, entry.flags)
+                }
+            }
+            try body()
+        } catch {
+            Channel.send(.failed(error), on: report[1])
+        }
+        _exit(0)
+    }
+    closeQuietly(report[1])
+    defer { closeQuietly(pidfd) }
+    var failure: UrunError?
+    while let message = Channel.receive(from: report[0]) {
+        if case .failed(let error) = message { failure = error }
+    }
+    closeQuietly(report[0])
+    var status: CInt = 0
+    while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+    if let failure { throw failure }
+    guard status == 0 else { throw .invalid("a helper process in the container's namespaces died (status \(status))") }
+}

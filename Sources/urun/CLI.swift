@@ -90,10 +90,10 @@ static func usage(_ error: UsageError) -> Int32 {
 /// Verbs of docker and podman that urun does not have (yet): typed from
 /// habit, each is said to be no urun command rather than taken for an image.
 let otherToolsVerbs: Set<String> = [
-    "build", "builder", "buildx", "commit", "compose", "config", "container", "context", "cp", "diff", "events",
-    "export", "generate", "healthcheck", "history", "import", "info", "init", "kube", "load",
-    "machine", "manifest", "mount", "network", "pod", "port", "push", "rename", "save", "search", "secret",
-    "service", "stack", "swarm", "tag", "top", "trust", "unmount", "unshare", "untag", "update", "version", "volume",
+    "build", "builder", "buildx", "compose", "config", "container", "context", "diff", "events",
+    "generate", "healthcheck", "history", "info", "init", "kube",
+    "machine", "manifest", "mount", "network", "pod", "port", "rename", "search", "secret",
+    "service", "stack", "swarm", "top", "trust", "unmount", "unshare", "untag", "update", "version", "volume",
 ]
 
 /// Options that come before the verb.
@@ -124,8 +124,10 @@ var commands: [any Command.Type] {
     [
         RunCommand.self, CreateCommand.self, StartCommand.self, StopCommand.self, RestartCommand.self, KillCommand.self,
         PauseCommand.self, UnpauseCommand.self, ExecCommand.self, AttachCommand.self, LogsCommand.self, PsCommand.self,
-        InspectCommand.self, WaitCommand.self, StatsCommand.self, RemoveCommand.self, PullCommand.self,
-        LoginCommand.self, LogoutCommand.self, ImagesCommand.self, RmiCommand.self, ImagePruneCommand.self, SystemPruneCommand.self, SystemDfCommand.self, DoctorCommand.self, CompletionCommand.self,
+        InspectCommand.self, WaitCommand.self, StatsCommand.self, RemoveCommand.self, CopyCommand.self,
+        CommitCommand.self, ExportCommand.self, PullCommand.self,
+        PushCommand.self, LoginCommand.self, LogoutCommand.self, ImagesCommand.self, TagCommand.self, SaveCommand.self, LoadCommand.self,
+        ImportCommand.self, RmiCommand.self, ImagePruneCommand.self, SystemPruneCommand.self, SystemDfCommand.self, DoctorCommand.self, CompletionCommand.self,
         MonitorCommand.self, ManPageCommand.self,
     ]
 }

@@ -38,7 +38,7 @@ enum ImagesCommand: Command {
             }
             let used = store.lastUsed(record).map { $0.humanDistance() + " ago" } ?? "never"
             let size = humanSize(store.size(record))
-            let source = record.source.map { baseName(of: $0) } ?? ""
+            let source = record.source.map(Self.shownSource) ?? ""
             for name in record.names.isEmpty ? [""] : record.names {
                 let (repository, tag) = split(name)
                 lines.append([repository, tag, id, size, used, source])
@@ -46,6 +46,15 @@ enum ImagesCommand: Command {
         }
         if !arguments.flag("quiet") { print(PsCommand.align(lines), terminator: "") }
         return 0
+    }
+
+    /// Where an image came from, short: an archive's file name, a registry, a commit's container.
+    static func shownSource(_ source: String) -> String {
+        if source.hasPrefix(ImageStore.registrySource) {
+            return String(source.dropFirst(ImageStore.registrySource.count).split(separator: "/").first ?? "")
+        }
+        if source.hasPrefix("commit:") { return "commit of " + source.dropFirst(7).prefix(12) }
+        return baseName(of: source)
     }
 
     /// "docker.io/library/alpine:3.20" → ("docker.io/library/alpine", "3.20"); a file name has no tag.

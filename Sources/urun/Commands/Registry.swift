@@ -51,7 +51,7 @@ enum PullCommand: Command {
         case .failure(let error): throw UrunError.usage("\(printable(text)): not an image reference: \(error.reason)")
         }
         let platform = try arguments.value("platform").map { (text) throws(UrunError) in try Platform.validated(text) }
-        let puller = RegistryPull(store: try imageStore(globals), options: try RegistryFlags.parse(arguments))
+        let puller = RegistryTransfer(store: try imageStore(globals), options: try RegistryFlags.parse(arguments))
         let image = try puller.pull(reference, platform: platform, showProgress: !arguments.flag("quiet"))
         print(image.id ?? "")
         return 0
@@ -95,7 +95,7 @@ enum LoginCommand: Command {
             password = try prompt("Password: ", echo: false)
         }
         guard let username, !username.isEmpty, !password.isEmpty else { throw UrunError.usage("a user name and a password are needed") }
-        try RegistryPull.login(
+        try RegistryTransfer.login(
             registry: registry, credentials: RegistryCredentials(username: username, password: password),
             options: try RegistryFlags.parse(arguments))
         print("Login Succeeded!")
@@ -155,6 +155,37 @@ enum LogoutCommand: Command {
             throw UrunError.invalid("not logged into \(printable(registry)) (in \(files.writePath))")
         }
         print("Removed login credentials for \(registry)")
+        return 0
+    }
+}
+
+enum PushCommand: Command {
+    static let spec = CommandSpec(
+        name: "push", abstract: "Push an image from the cache to a registry",
+        discussion: """
+            DESTINATION defaults to IMAGE's own name (see urun tag). Blobs the registry has are not sent again; \
+            an image pulled from the same registry has its blobs mounted there rather than uploaded. A pulled \
+            image goes with its own blobs, byte for byte, so its digest stays; others get layers written from \
+            the cache. The manifest goes last.
+            """,
+        options: RegistryFlags.options,
+        arguments: [
+            ArgumentSpec("IMAGE", help: "A name or id of an image in the cache"),
+            ArgumentSpec("DESTINATION", help: "[HOST[:PORT]/]NAME[:TAG]", optional: true),
+        ],
+        examples: ["urun tag app:1 127.0.0.1:5000/team/app:1 && urun push 127.0.0.1:5000/team/app:1"])
+
+    static func run(_ arguments: ParsedArguments, _ globals: Globals) throws -> Int32 {
+        let store = try imageStore(globals)
+        let text = arguments.positionals[0]
+        let record = try cachedImage(store, text)
+        let destination = arguments.positionals.count > 1 ? arguments.positionals[1] : (record.name(matching: text) ?? text)
+        let reference: ImageReference
+        switch ImageReference.parse(destination) {
+        case .success(let parsed): reference = parsed
+        case .failure(let error): throw UrunError.usage("\(printable(destination)): not a registry reference: \(error.reason)")
+        }
+        try RegistryTransfer(store: store, options: try RegistryFlags.parse(arguments)).push(record, to: reference)
         return 0
     }
 }

@@ -26,7 +26,7 @@ public struct RegistryOptions: Sendable {
 /// Images from registries: the network work runs in urun-transfer (its own
 /// process, dynamically linked against libcurl), which writes an OCI layout
 /// under the cache's tmp/; urun unpacks that like any layout and removes it.
-public struct RegistryPull {
+public struct RegistryTransfer {
     public let store: ImageStore
     public let options: RegistryOptions
 
@@ -92,6 +92,28 @@ public struct RegistryPull {
         request.progress = showProgress
         try Self.transfer(request, options)
         return try store.importPulled(layout: layout, name: reference.description, platform: platform, showProgress: showProgress)
+    }
+
+    /// `urun push`: the image written as an OCI layout (a pulled image's own
+    /// blobs; layers from the cache otherwise), which urun-transfer sends.
+    public func push(_ record: ImageRecord, to reference: ImageReference) throws(UrunError) {
+        try store.prepareDirectories()
+        let (layout, lock) = try store.makeTemporary("push")
+        defer {
+            try? removeTree(layout)
+            closeQuietly(lock)
+        }
+        try store.writeLayout([(try store.blobs(of: record), [reference.description])], into: layout)
+        var request = TransferRequest(command: .push, target: reference.description)
+        request.layout = layout
+        // Pulled from this registry: its blobs can be mounted from where they came from.
+        if let source = record.source, source.hasPrefix(ImageStore.registrySource),
+            let origin = try? ImageReference.parse(String(source.dropFirst(ImageStore.registrySource.count))).get(),
+            origin.registry == reference.registry
+        {
+            request.mountFrom = origin.repository
+        }
+        try Self.transfer(request, options)
     }
 
     /// `urun login`: urun-transfer checks the credentials with the registry and stores them.
