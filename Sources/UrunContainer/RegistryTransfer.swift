@@ -19,6 +19,9 @@ public struct RegistryOptions: Sendable {
     public var tlsVerify: Bool?
     public var certDirectory: String?
     public var authFile: String?
+    /// false: a name missing from the cache is not pulled under `missing`
+    /// (it may be a flag's value typed without `=`: `--explain xml`).
+    public var pullsMissing = true
 
     public init() {}
 }
@@ -63,7 +66,7 @@ public struct RegistryTransfer {
         do {
             return try store.image(for: text, platform: platform, showProgress: showProgress)
         } catch .noSuchImage(let name) {
-            guard let reference else { throw .noSuchImage(name) }
+            guard let reference, options.pullsMissing || options.policy != .missing else { throw .noSuchImage(name) }
             // A name as the registry spells it (127.0.0.1:5000/app is app:latest there).
             if let record = store.find(reference.description) {
                 return try store.image(for: record.id, platform: platform, showProgress: showProgress)
@@ -71,7 +74,11 @@ public struct RegistryTransfer {
             guard options.policy != .never else {
                 throw .invalid("image \(printable(text)): not in the cache, and --pull=never")
             }
-            return try pull(reference, platform: platform, showProgress: showProgress)
+            do {
+                return try pull(reference, platform: platform, showProgress: showProgress)
+            } catch {
+                throw .imageUnavailable(text, reason: error.description)
+            }
         }
     }
 

@@ -17,6 +17,7 @@ extension UrunError {
         case .notExecutable(let command, let e): (kind, errno, text) = (4, e.rawValue, command)
         case .usage(let message): (kind, text) = (5, message)
         case .noSuchImage(let reference): (kind, text) = (6, reference)
+        case .imageUnavailable(let reference, let reason): (kind, text) = (7, reference + "\u{0}" + reason)
         }
         let bytes = Array(text.utf8.prefix(3000))
         var out: [UInt8] = [kind]
@@ -44,6 +45,9 @@ extension UrunError {
         case 4: self = .notExecutable(text, Errno(rawValue: errno))
         case 5: self = .usage(text)
         case 6: self = .noSuchImage(text)
+        case 7:
+            let parts = text.split(separator: "\u{0}", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
+            self = .imageUnavailable(parts[0], reason: parts.count > 1 ? parts[1] : "")
         default: return nil
         }
     }

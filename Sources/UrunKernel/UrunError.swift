@@ -15,13 +15,23 @@ public enum UrunError: Error, Sendable, Equatable, CustomStringConvertible {
     case usage(String)
     /// IMAGE names no file, directory or cached image.
     case noSuchImage(String)
+    /// IMAGE is not in the cache and could not be pulled, for `reason`.
+    case imageUnavailable(String, reason: String)
+
+    /// The image a failed lookup or pull named, if that is what failed.
+    public var missingImage: String? {
+        switch self {
+        case .noSuchImage(let reference), .imageUnavailable(let reference, _): return reference
+        default: return nil
+        }
+    }
 
     /// docker's convention: 125 urun's own failure, 126 cannot invoke, 127 not found.
     public var exitCode: Int32 {
         switch self {
         case .commandNotFound: return 127
         case .notExecutable: return 126
-        case .kernel, .invalid, .usage, .noSuchImage: return 125
+        case .kernel, .invalid, .usage, .noSuchImage, .imageUnavailable: return 125
         }
     }
 
@@ -35,6 +45,8 @@ public enum UrunError: Error, Sendable, Equatable, CustomStringConvertible {
             return line
         case .invalid(let message), .usage(let message):
             return message
+        case .imageUnavailable(let reference, let reason):
+            return "image \(printable(reference)) is not a file, nor in the cache (urun images lists them), and pulling it failed: \(reason)"
         case .noSuchImage(let reference):
             let why = "image \(printable(reference)): no such file or directory"
             return reference.contains("/") ? why : why + ", and no image of that name in the cache (urun images lists them)"

@@ -69,7 +69,7 @@ static func main(_ arguments: [String]) -> Int32 {
             return CLI.usage(UsageError(message: message, command: command.spec.name))
         }
         var message = error.description
-        if case .noSuchImage(let reference) = error, let bare = parsed.argumentAfterBareOption, bare.argument == reference {
+        if let reference = error.missingImage, let bare = parsed.argumentAfterBareOption, bare.argument == reference {
             message += "; if \"\(printable(reference))\" was meant as the value of --\(bare.option), write --\(bare.option)=\(printable(reference))"
         }
         writeQuietly(2, "urun: \(printableMessage(message))\n")

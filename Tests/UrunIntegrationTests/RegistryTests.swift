@@ -272,4 +272,46 @@ struct RegistryTests {
         #expect(h.urun(["images", "-q"], root: root).lines.count == 1)
         #expect(leftovers(root).isEmpty, "\(leftovers(root))")
     }
+
+    @Test func pushAndPullRoundTrips() throws {
+        let images = try images()
+        let registry = try TestRegistry(auth: .basic)
+        defer { registry.stop() }
+        try images.push("localhost/bb:1", to: registry, as: "bb:1")
+        let root = h.freshRoot()
+        let runtime = root + "/xdg"
+        h.runAsUser(["mkdir", "-m", "700", runtime])
+        let env = ["XDG_RUNTIME_DIR": runtime]
+        let a = registry.address
+        let login = h.urun(["login", "-u", TestRegistry.user, "--password-stdin", a], stdin: TestRegistry.password, root: root, environment: env)
+        #expect(login.status == 0, "\(login)")
+        #expect(h.urun(["pull", "-q", a + "/bb:1"], root: root, environment: env).status == 0)
+
+        // A pulled image pushed elsewhere keeps its manifest, byte for byte (its blobs mounted, not sent).
+        let copied = h.urun(["push", a + "/bb:1", a + "/copy/bb:1"], root: root, environment: env)
+        #expect(copied.status == 0 && copied.stdout.contains("sha256:" + registry.digest("bb:1")), "\(copied)")
+        #expect(registry.digest("copy/bb:1") == registry.digest("bb:1"))
+        // Saved, its archive holds the same manifest.
+        let archive = root + "/bb.tar"
+        #expect(h.urun(["save", "--format", "oci-archive", "-o", archive, a + "/bb:1"], root: root, environment: env).status == 0)
+        let index = Harness.sh("tar -xOf \(archive) index.json").stdout
+        #expect(index.contains("sha256:" + registry.digest("bb:1")), "\(index)")
+
+        // commit → push → pull into a fresh cache → run.
+        #expect(h.urun(["run", "--name", "work", "--network", "none", a + "/bb:1", "sh", "-c", "echo committed > /new"], root: root, environment: env).status == 0)
+        #expect(h.urun(["commit", "-q", "work", a + "/team/app:1"], root: root, environment: env).status == 0)
+        let pushed = h.urun(["push", a + "/team/app:1"], root: root, environment: env)
+        #expect(pushed.status == 0 && pushed.stdout.contains("sha256:" + registry.digest("team/app:1")), "\(pushed)")
+        let again = h.urun(["push", a + "/team/app:1"], root: root, environment: env)
+        #expect(again.status == 0 && again.stdout == pushed.stdout, "pushed twice, the same digest: \(again)")
+        let fresh = h.freshRoot()
+        let ran = h.urun(["run", "--rm", "--network", "none", a + "/team/app:1", "cat", "/new"], root: fresh, environment: env)
+        #expect(ran.status == 0 && ran.text == "committed", "\(ran)")
+
+        // Logged out: the push is refused in one line.
+        #expect(h.urun(["logout", a], root: root, environment: env).status == 0)
+        let refused = h.urun(["push", a + "/team/app:1", a + "/team/app:2"], root: root, environment: env)
+        #expect(refused.status == 125 && refused.stderr.contains("urun login") && refused.stderr.split(separator: "\n").count == 1, "\(refused)")
+        #expect(h.urun(["rm", "work"], root: root).status == 0)
+    }
 }

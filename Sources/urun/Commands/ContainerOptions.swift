@@ -83,6 +83,8 @@ enum ContainerOptions {
         if let entrypoint = arguments.value("entrypoint") { spec.entrypoint = entrypoint.isEmpty ? [] : [entrypoint] }
         if let platform = arguments.value("platform") { spec.platform = try Platform.validated(platform) }
         spec.registry = try RegistryFlags.parse(arguments)
+        // `--explain xml true`: "xml" is more likely a value typed without "=" than an image to fetch.
+        spec.registry.pullsMissing = arguments.argumentAfterBareOption?.argument != spec.image
         if let pull = arguments.value("pull") {
             guard let policy = PullPolicy(rawValue: pull) else {
                 throw UrunError.usage("--pull \(printable(pull)): expected \(PullPolicy.allCases.map(\.rawValue).joined(separator: ", "))")
