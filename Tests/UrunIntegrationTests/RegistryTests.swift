@@ -314,4 +314,33 @@ struct RegistryTests {
         #expect(refused.status == 125 && refused.stderr.contains("urun login") && refused.stderr.split(separator: "\n").count == 1, "\(refused)")
         #expect(h.urun(["rm", "work"], root: root).status == 0)
     }
+
+    /// docker's config.json: `auths` read as they are, `credsStore` through a `docker-credential-*` helper.
+    @Test func dockerConfigAndCredentialHelpers() throws {
+        _ = try images()
+        let registry = try TestRegistry(auth: .basic)
+        defer { registry.stop() }
+        try RegistryImages.shared.push("localhost/bb:1", to: registry, as: "private/bb:1")
+        let ref = registry.address + "/private/bb:1"
+        let home = h.freshRoot()
+        let bin = home + "/bin"
+        let encoded = Data("\(TestRegistry.user):\(TestRegistry.password)".utf8).base64EncodedString()
+        let helper = """
+            #!/bin/sh
+            read server
+            [ "$1" = get ] && [ "$server" = "\(registry.address)" ] || { echo "credentials not found"; exit 1; }
+            echo '{"ServerURL":"\(registry.address)","Username":"\(TestRegistry.user)","Secret":"\(TestRegistry.password)"}'
+            """
+        h.runAsUser(["sh", "-c", "mkdir -p \(home)/.docker \(bin) && cat > \(bin)/docker-credential-urtest && chmod 755 \(bin)/docker-credential-urtest"], stdin: helper)
+        let env = ["HOME": home, "PATH": bin + ":/usr/bin:/bin"]
+        h.runAsUser(["sh", "-c", "cat > \(home)/.docker/config.json"], stdin: #"{"credsStore": "urtest"}"#)
+        let viaHelper = h.urun(["pull", "-q", ref], root: home + "/a", environment: env)
+        #expect(viaHelper.status == 0, "\(viaHelper)")
+        h.runAsUser(["sh", "-c", "cat > \(home)/.docker/config.json"], stdin: #"{"auths": {"\#(registry.address)": {"auth": "\#(encoded)"}}}"#)
+        let viaAuths = h.urun(["pull", "-q", ref], root: home + "/b", environment: env)
+        #expect(viaAuths.status == 0, "\(viaAuths)")
+        h.runAsUser(["sh", "-c", "cat > \(home)/.docker/config.json"], stdin: #"{"credsStore": "absent"}"#)
+        let missing = h.urun(["pull", "-q", ref], root: home + "/c", environment: env)
+        #expect(missing.status == 125 && missing.stderr.contains("docker-credential-absent"), "\(missing)")
+    }
 }
