@@ -73,9 +73,11 @@ public final class ContainerDirectory {
     /// Removes everything of the container and releases its lock.
     public func remove() {
         guard lock >= 0 else { return }
+        Explain.step(.removeContainerDir, "remove \(path)")
         if (try? removeTreeAsOwner(path)) == nil {
             writeQuietly(2, "urun: could not remove \(path); the next urun will retry\n")
         }
+        Explain.note(.removeContainerDir, "removed; urun exits")
         release()
     }
 

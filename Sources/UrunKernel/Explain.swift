@@ -13,6 +13,10 @@ public enum Explain {
     nonisolated(unsafe) public private(set) static var mode: Mode = .off
     nonisolated(unsafe) private static var output: CInt = 2
     nonisolated(unsafe) private static var lastPhase: Step.Phase?
+    /// When narration started (CLOCK_MONOTONIC): JSON events carry their time
+    /// since, in one clock for urun and its children, so a step's duration is
+    /// the gap to the next event (Helpers/bench/steps adds them up).
+    nonisolated(unsafe) private static var started = 0.0
 
     public static var enabled: Bool { mode != .off }
 
@@ -25,6 +29,7 @@ public enum Explain {
     public static func start(_ mode: Mode) {
         self.mode = mode
         guard mode != .off else { return }
+        started = monotonicSeconds()
         let copy = urun_dup_cloexec(2)
         if copy >= 0 { output = copy }
     }
@@ -51,6 +56,8 @@ public enum Explain {
                 ("phase", .string(step.phase.rawValue)),
                 ("step", .string(step.phrase)),
                 ("call", .string(call)),
+                ("t_us", .int(Int((monotonicSeconds() - started) * 1_000_000))),
+                ("pid", .int(getpid())),
             ])
             if !step.why.isEmpty { object["why"] = .string(step.why) }
             if !step.manPage.isEmpty { object["man"] = .string(step.manPage) }
@@ -66,6 +73,7 @@ public enum Explain {
         case .json:
             let object = JSON.object([
                 ("phase", .string(step.phase.rawValue)), ("step", .string(step.phrase)), ("note", .string(text)),
+                ("t_us", .int(Int((monotonicSeconds() - started) * 1_000_000))), ("pid", .int(getpid())),
             ])
             writeQuietly(output, object.serialized() + "\n")
         }
