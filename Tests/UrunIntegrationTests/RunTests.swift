@@ -139,6 +139,18 @@ import UrunTestSupport
         let json = h.urun(["--explain=json", "--network", "none", h.image(), "true"])
         let firstLine = json.stderr.split(separator: "\n").first ?? ""
         #expect(firstLine.hasPrefix("{\"phase\":"), "\(json)")
+        // Each event is timed, in one clock for urun and its child: per process, time only moves on.
+        var last: [Int: Int] = [:]
+        for line in json.stderr.split(separator: "\n") where line.hasPrefix("{") {
+            let object = (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any]
+            guard let t = object?["t_us"] as? Int, let pid = object?["pid"] as? Int else {
+                Issue.record("an event without t_us and pid: \(line)")
+                continue
+            }
+            #expect(t >= last[pid, default: 0], "\(line)")
+            last[pid] = t
+        }
+        #expect(last.count >= 2, "urun's and its child's events: \(last)")
     }
 }
 
