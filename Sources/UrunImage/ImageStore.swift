@@ -350,12 +350,10 @@ public struct ImageStore: Sendable {
     /// manifest.json nor index.json, it is a root filesystem after all and is
     /// read again from the start.
     private func loadArchive(_ request: LoadRequest) throws(UrunError) -> ImageRecord {
-        let file = try FileSource(path: request.path)
-        let counted = HashingSource(file)
-        let meter = ProgressMeter(label: baseName(of: request.path), total: file.size, enabled: request.showProgress)
-        counted.onProgress = { meter.update($0) }
+        let meter = ProgressMeter(label: baseName(of: request.path), total: fileStatus(request.path, followLinks: true).map { UInt64(max(0, $0.st_size)) } ?? 0, enabled: request.showProgress)
         defer { meter.finish() }
-        let reader = try TarReader(counted, name: request.path, decompress: true)
+        let input = try ArchiveInput(request.path, meter: meter)
+        let reader = try TarReader(input.source, name: request.path, decompress: input.decompressesHere)
         var root: (mode: mode_t, mtime: timespec)?
         var entry = try reader.next()
         while let current = entry, ImageArchive.isRoot(archive_entry_pathname(current).map { String(cString: $0) } ?? "") {
@@ -373,12 +371,12 @@ public struct ImageStore: Sendable {
                 }
             }
             try refuseTag(request)
-            let again = HashingSource(try FileSource(path: request.path))
-            let rereader = try TarReader(again, name: request.path, decompress: true)
-            return rootfsRecord(try unpackRootfs(rereader, first: nil, root: nil, counted: again, name: request.path), request)
+            let again = try ArchiveInput(request.path, meter: meter)
+            let rereader = try TarReader(again.source, name: request.path, decompress: again.decompressesHere)
+            return rootfsRecord(try unpackRootfs(rereader, first: nil, root: nil, input: again, name: request.path), request)
         }
         try refuseTag(request)
-        return rootfsRecord(try unpackRootfs(reader, first: first, root: root, counted: counted, name: request.path), request)
+        return rootfsRecord(try unpackRootfs(reader, first: first, root: root, input: input, name: request.path), request)
     }
 
     /// FILE:TAG of a root filesystem tarball: it has no images to pick from.
@@ -420,7 +418,7 @@ public struct ImageStore: Sendable {
     /// A plain root filesystem tarball: one layer, named by the file's sha256.
     private func unpackRootfs(
         _ reader: TarReader, first: OpaquePointer?, root rootEntry: (mode: mode_t, mtime: timespec)?,
-        counted: HashingSource, name: String
+        input: ArchiveInput, name: String
     ) throws(UrunError) -> String {
         let (temporary, root) = try makeTemporary("rootfs")
         defer { closeQuietly(root) }
@@ -428,7 +426,7 @@ public struct ImageStore: Sendable {
             var extractor = Extractor(root: root, rootPath: temporary, options: extractorOptions(whiteouts: false))
             if let rootEntry { extractor.restoreRoot(mode: rootEntry.mode, mtime: rootEntry.mtime) }
             try extractor.extract(from: reader, first: first)
-            let digest = try counted.finish()
+            let digest = try input.digest()
             report(extractor, name: name)
             try install(temporary, as: digest, size: extractor.bytesWritten)
             return digest
@@ -548,6 +546,33 @@ public struct ImageStore: Sendable {
             merged.names = existing.names + record.names.filter { !existing.names.contains($0) }
         }
         try update(merged)
+    }
+}
+
+/// An archive file's bytes, hashed on the way (a rootfs tarball's layer is
+/// named by the file's sha256): a compressed one decompressed by a child
+/// process beside urun when there is a core for it (DecompressorProcess),
+/// else read here and decompressed by the tar reader itself.
+struct ArchiveInput {
+    let source: ByteSource
+    /// Whether the tar reader must decompress (the child did not).
+    let decompressesHere: Bool
+    /// The sha256 of the file, once it was all read.
+    let digest: () throws(UrunError) -> String
+
+    init(_ path: String, meter: ProgressMeter) throws(UrunError) {
+        if let process = try DecompressorProcess.start(path) {
+            process.onProgress = { meter.update($0) }
+            source = process
+            decompressesHere = false
+            digest = { () throws(UrunError) in try process.finish() }
+        } else {
+            let counted = HashingSource(try FileSource(path: path))
+            counted.onProgress = { meter.update($0) }
+            source = counted
+            decompressesHere = true
+            digest = { () throws(UrunError) in try counted.finish() }
+        }
     }
 }
 
