@@ -95,8 +95,10 @@ final class EntrySource: ByteSource {
 final class DecompressingSource: ByteSource {
     private let input: LibarchiveInput
     private let archive: OpaquePointer
+    private let name: String
 
     init(_ inner: ByteSource, name: String) throws(UrunError) {
+        self.name = name
         input = LibarchiveInput(inner)
         archive = archive_read_new()
         archive_read_support_format_raw(archive)
@@ -116,7 +118,7 @@ final class DecompressingSource: ByteSource {
         var offset: Int64 = 0
         let status = archive_read_data_block(archive, &block, &size, &offset)
         if status == ARCHIVE_EOF { return UnsafeRawBufferPointer(start: nil, count: 0) }
-        guard status == ARCHIVE_OK || status == ARCHIVE_WARN else { throw input.failure(archive, name: "data") }
+        guard status == ARCHIVE_OK || status == ARCHIVE_WARN else { throw input.failure(archive, name: name) }
         return UnsafeRawBufferPointer(start: block, count: size)
     }
 }

@@ -105,6 +105,30 @@ import UrunTestSupport
         #expect(h.urun(["images", "-q"], root: root).stdout.isEmpty)
     }
 
+    /// A gzip or xz tarball is decompressed by a child process beside urun:
+    /// cut short or damaged, it still fails in one line naming the file, and
+    /// neither a tree nor a process stays.
+    @Test(arguments: ["busybox.tar.gz", "busybox.tar.xz", "busybox.tar.zst"])
+    func truncatedCompressedTarballsLeaveNothing(_ fixture: String) throws {
+        let root = h.freshRoot()
+        let source = try Data(contentsOf: URL(fileURLWithPath: h.image(fixture)))
+        let cut = root + "/cut-" + fixture
+        let damaged = root + "/damaged-" + fixture
+        var flipped = source
+        flipped[flipped.count / 2] ^= 0xFF
+        Harness.sh("head -c \(source.count / 2) '\(h.image(fixture))' > '\(cut)' && chmod 644 '\(cut)'")
+        try flipped.write(to: URL(fileURLWithPath: damaged))
+        chmod(damaged, 0o644)
+        for archive in [cut, damaged] {
+            let result = h.urun(["--network", "none", archive, "true"], root: root)
+            #expect(result.status == 125 && result.stderr.contains(archive), "\(result)")
+            #expect(result.stderr.split(separator: "\n").count == 1, "\(result)")
+            #expect(layers(root).isEmpty, "\(layers(root))")
+            #expect(((try? FileManager.default.contentsOfDirectory(atPath: root + "/cache/tmp")) ?? []).isEmpty)
+        }
+        #expect(Harness.sh("pgrep -u \(h.uid) -f '\(root)/cut-'").status != 0, "no decompressor left")
+    }
+
     @Test func removingImagesNeverBreaksContainers() throws {
         let root = h.freshRoot()
         let image = write(try builder().ociArchive(), "demo.tar", in: root)
