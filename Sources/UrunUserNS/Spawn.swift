@@ -334,6 +334,9 @@ public func runJoining(_ entries: [NamespaceEntry], _ body: () throws(UrunError)
     }
     if pid == 0 {
         closeQuietly(report[0])
+        // Not dumpable before it joins: the container's root may not ptrace it,
+        // nor open its descriptors (urun's own, the host's files) through /proc.
+        _ = urun_set_dumpable(0)
         do throws(UrunError) {
             for entry in entries {
                 try sys(.joinNamespaces, explain: "setns(\(entry.fd), \(Namespaces(rawValue: UInt64(entry.flags)).flagNames))") {
