@@ -4,11 +4,14 @@ import UrunProcess
 /// The environment of a container's command: nothing of the host's leaks in
 /// except what `-e NAME` names explicitly (docker's rule).
 public enum ContainerEnvironment {
-    public static func build(hostname: String, home: String, tty: Bool, image: [String] = [], user: [String])
+    public static func build(hostname: String, home: String, image: [String] = [], user: [String])
         -> [String]
     {
-        var env: [(String, String)] = [("PATH", defaultPath), ("HOSTNAME", hostname), ("HOME", home)]
-        if tty { env.append(("TERM", "xterm")) }
+        // TERM and container=urun as podman sets them (container=podman there): a
+        // program may ask whether it runs in a container, and a terminal program what it drives.
+        var env: [(String, String)] = [
+            ("PATH", defaultPath), ("HOSTNAME", hostname), ("HOME", home), ("TERM", "xterm"), ("container", "urun"),
+        ]
         for entry in image + user {
             let (key, value) = split(entry)
             env.removeAll { $0.0 == key }

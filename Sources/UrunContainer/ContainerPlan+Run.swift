@@ -27,7 +27,7 @@ extension ContainerPlan {
         let hostname = spec.hostname ?? joinedHostname
             ?? (spec.network == .host ? Self.hostHostname() : String(directory.id.prefix(12)))
         let environment = ContainerEnvironment.build(
-            hostname: hostname, home: user.home, tty: spec.tty, image: spec.imageEnvironment, user: spec.environment)
+            hostname: hostname, home: user.home, image: spec.imageEnvironment, user: spec.environment)
         let workingDirectory = spec.workingDirectory ?? "/"
         // With subordinate ids the caller is root inside and the child
         // switches to the user; with one id, the caller's id is the user's.
@@ -46,7 +46,8 @@ extension ContainerPlan {
             scratch: directory.path, lower: image.layers, lowerBase: image.layerBase, upper: directory.upper,
             work: directory.work, volatile: ephemeral, files: files, volumes: spec.volumes,
             tmpfs: spec.tmpfs, readOnlyRoot: spec.readOnly, ownNetwork: spec.network.ownNamespace,
-            masked: spec.security.masked, readOnlyPaths: spec.security.readOnly)
+            masked: spec.security.masked, readOnlyPaths: spec.security.readOnly,
+            shm: spec.shmSize.map(TmpfsOptions.shm(bytes:)) ?? .shm, sysctls: spec.sysctls)
         mounts.ops.append(.directory(target: workingDirectory))
 
         var process = OCIProcess(args: spec.effectiveCommand, cwd: workingDirectory)
@@ -54,6 +55,7 @@ extension ContainerPlan {
         process.env = environment
         (process.uid, process.gid, process.additionalGids) = (user.uid, user.gid, user.groups)
         var plan = ContainerPlan(process: process, environment: environment, mounts: mounts)
+        plan.rlimits = spec.ulimits
         // The user, PID and mount namespaces come with the clone (the child is
         // PID 1 from birth); the child makes the others while urun writes the maps.
         // pasta must find the network namespace there as soon as the maps are written.

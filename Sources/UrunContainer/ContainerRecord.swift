@@ -89,6 +89,11 @@ extension ContainerSpec {
         if !dnsSearch.isEmpty { object["dnsSearch"] = .array(dnsSearch.map(JSON.string)) }
         if !dnsOptions.isEmpty { object["dnsOptions"] = .array(dnsOptions.map(JSON.string)) }
         if !extraHosts.isEmpty { object["extraHosts"] = .array(extraHosts.map(JSON.string)) }
+        if !ulimits.isEmpty {
+            object["ulimits"] = .array(ulimits.map { .object([("resource", .int($0.resource)), ("soft", .int($0.soft)), ("hard", .int($0.hard))]) })
+        }
+        if !sysctls.isEmpty { object["sysctls"] = .object(sysctls.map { ($0.name, .string($0.value)) }) }
+        if let shmSize { object["shmSize"] = .int(shmSize) }
         return object
     }
 
@@ -111,6 +116,14 @@ extension ContainerSpec {
         dnsSearch = json["dnsSearch"]?.strings ?? []
         dnsOptions = json["dnsOptions"]?.strings ?? []
         extraHosts = json["extraHosts"]?.strings ?? []
+        ulimits = (json["ulimits"]?.array ?? []).compactMap { u in
+            guard let resource = u["resource"]?.integer(CInt.self), (0..<16).contains(resource),
+                let soft = u["soft"]?.uint64, let hard = u["hard"]?.uint64, soft <= hard
+            else { return nil }
+            return (resource, soft, hard)
+        }
+        sysctls = (json["sysctls"]?.members ?? []).compactMap { name, value in value.string.map { (name, $0) } }
+        shmSize = json["shmSize"]?.uint64
         tty = json["tty"]?.bool ?? false
         interactive = json["interactive"]?.bool ?? false
         useInit = json["init"]?.bool ?? false

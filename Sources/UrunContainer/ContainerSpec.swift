@@ -82,6 +82,12 @@ public struct ContainerSpec: Sendable {
     public var entrypoint: [String]?
     /// --platform: which image of a multi-platform archive or registry index.
     public var platform: String?
+    /// --ulimit: resource limits of the process (setrlimit), by RLIMIT_ number.
+    public var ulimits: [(resource: CInt, soft: UInt64, hard: UInt64)] = []
+    /// --sysctl: namespaced kernel settings written in the container.
+    public var sysctls: [(name: String, value: String)] = []
+    /// --shm-size: /dev/shm's size in bytes (nil: 64 MiB, docker's default).
+    public var shmSize: UInt64?
     /// --pull, --tls-verify, --cert-dir, --authfile: when and how an image comes from a registry.
     public var registry = RegistryOptions()
     /// The image's own environment (its config's Env), below -e.

@@ -39,7 +39,7 @@ extension Containers {
         var process = JoinedProcess(
             command: options.command,
             environment: ContainerEnvironment.build(
-                hostname: hostname, home: user.home, tty: options.tty, image: record.spec.imageEnvironment,
+                hostname: hostname, home: user.home, image: record.spec.imageEnvironment,
                 user: record.spec.environment + options.environment),
             workingDirectory: options.workingDirectory ?? record.spec.workingDirectory ?? "/", security: security,
             seccomp: seccomp)

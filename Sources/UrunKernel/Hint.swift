@@ -14,6 +14,8 @@ public enum Hint {
 
     private static func knownCause(_ step: Step, _ errno: Errno) -> String? {
         switch (step, errno) {
+        case (.setRlimits, .notPermitted):
+            return "a hard limit above your own needs privilege: ask for at most yours (ulimit -H -a shows them)"
         case (.clone, .noSpace):
             return "user.max_user_namespaces is exhausted or 0; raise it: sysctl -w user.max_user_namespaces=15000"
         case (.clone, .notPermitted), (.clone, .invalidArgument):

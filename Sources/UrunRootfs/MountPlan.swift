@@ -107,7 +107,7 @@ public struct MountPlan: Equatable, Sendable {
         scratch: String, lower: [String], lowerBase: String? = nil, upper: String, work: String, volatile: Bool,
         files: [GeneratedFile],
         volumes: [Volume], tmpfs: [TmpfsMount], readOnlyRoot: Bool, ownNetwork: Bool, masked: [String] = [],
-        readOnlyPaths: [String] = []
+        readOnlyPaths: [String] = [], shm: TmpfsOptions = .shm, sysctls: [(name: String, value: String)] = []
     ) -> MountPlan {
         var ops: [MountOp] = [
             .proc(target: "/proc"),
@@ -120,7 +120,7 @@ public struct MountPlan: Equatable, Sendable {
         }
         ops += [
             .devpts(target: "/dev/pts"),
-            .tmpfs(target: "/dev/shm", options: .shm, step: .mountShm),
+            .tmpfs(target: "/dev/shm", options: shm, step: .mountShm),
             .mqueue(target: "/dev/mqueue"),
             .symlink(target: "/dev/fd", pointingTo: "/proc/self/fd"),
             .symlink(target: "/dev/stdin", pointingTo: "/proc/self/fd/0"),
@@ -137,6 +137,8 @@ public struct MountPlan: Equatable, Sendable {
         for mount in tmpfs {
             ops.append(.tmpfs(target: mount.target, options: mount.options, step: .mountTmpfs))
         }
+        // Before /proc/sys turns read-only.
+        ops += sysctls.map { .sysctl(name: $0.name, value: $0.value) }
         // Last, as docker does: a volume cannot uncover a masked path.
         ops += masked.map { .mask(target: $0) } + readOnlyPaths.map { .readOnly(target: $0) }
         return MountPlan(

@@ -16,6 +16,11 @@ public struct TmpfsOptions: Equatable, Sendable {
     public static let dev = TmpfsOptions(flags: UInt(MS_NOSUID | MS_STRICTATIME), data: "mode=755,size=65536k")
     public static let shm = TmpfsOptions(flags: UInt(MS_NOSUID | MS_NODEV | MS_NOEXEC), data: "mode=1777,size=65536k")
 
+    /// --shm-size: /dev/shm of `bytes` (docker's default is 64 MiB).
+    public static func shm(bytes: UInt64) -> TmpfsOptions {
+        TmpfsOptions(flags: shm.flags, data: "mode=1777,size=\(bytes)")
+    }
+
     /// docker's default for --tmpfs: rw, noexec, nosuid, nodev; options may lift each.
     public static func parse(_ text: String) throws(UrunError) -> TmpfsOptions {
         var flags = UInt(MS_NOSUID | MS_NODEV | MS_NOEXEC)

@@ -25,6 +25,47 @@ import Testing
         #expect(h.urun(["--env-file", "/no/such/file", h.image(), "true"]).status == 125)
     }
 
+    /// Flags docker and podman users type (issue 19): --ulimit, --shm-size,
+    /// --sysctl, --env-host, --replace, and podman's TERM and container=.
+    @Test func runFlagsDockerUsersType() throws {
+        let seen = h.urun(
+            ["--network", "none", "--ulimit", "nofile=256:512", "--ulimit", "core=0", "--shm-size", "1m",
+             "--sysctl", "net.ipv4.ip_forward=1", "--sysctl", "kernel.shmmni=1000", h.image(), "sh", "-c",
+             "ulimit -n; ulimit -Hn; ulimit -c; df -k /dev/shm | tail -1 | awk '{print $2}'; cat /proc/sys/net/ipv4/ip_forward /proc/sys/kernel/shmmni; echo $TERM $container"])
+        #expect(seen.lines == ["256", "512", "0", "1024", "1", "1000", "xterm urun"], "\(seen)")
+        // The host's own settings are untouched.
+        #expect((try? String(contentsOfFile: "/proc/sys/kernel/shmmni", encoding: .utf8)) != "1000\n")
+
+        let inherited = h.urun(["--network", "none", "--env-host", "-e", "OVERRIDDEN=by-flag", h.image(), "sh", "-c", "echo $FROM_HOST $OVERRIDDEN"],
+                               environment: ["FROM_HOST": "host-value", "OVERRIDDEN": "host"])
+        #expect(inherited.text == "host-value by-flag", "\(inherited)")
+
+        for (flags, expected) in [
+            (["--ulimit", "nofile=10:5"], "soft limit is above"), (["--ulimit", "files=10"], "NAME=SOFT[:HARD]"),
+            (["--sysctl", "kernel.hostname=x"], "not a namespaced sysctl"), (["--network", "host", "--sysctl", "net.ipv4.ip_forward=1"], "own network"),
+            (["--shm-size", "0"], "--shm-size"), (["--replace"], "--replace needs --name"),
+            (["--ulimit", "nofile=999999999:999999999", "--network", "none"], "a hard limit above your own"),
+        ] {
+            let refused = h.urun(flags + [h.image(), "true"])
+            #expect(refused.status == 125 && refused.stderr.contains(expected), "\(flags): \(refused)")
+        }
+
+        // --replace: the container of that name goes first; the new one keeps its --ulimit across a restart.
+        let root = h.freshRoot()
+        #expect(h.urun(["run", "-d", "--name", "web", "--network", "none", h.image(), "sleep", "300"], root: root).status == 0)
+        let taken = h.urun(["run", "-d", "--name", "web", "--network", "none", h.image(), "sleep", "300"], root: root)
+        #expect(taken.status == 125 && taken.stderr.contains("already in use"), "\(taken)")
+        let replaced = h.urun(["run", "-d", "--replace", "--name", "web", "--network", "none", "--ulimit", "nofile=100", h.image(), "sleep", "301"], root: root)
+        #expect(replaced.status == 0, "\(replaced)")
+        #expect(h.urun(["ps", "-a", "-q"], root: root).lines.count == 1)
+        #expect(Harness.sh("pgrep -u \(h.uid) -x -f 'sleep 300'").status != 0, "the replaced container is gone")
+        #expect(h.urun(["stop", "-t", "1", "web"], root: root).status == 0)
+        #expect(h.urun(["start", "web"], root: root).status == 0)
+        let limits = h.urun(["exec", "web", "grep", "open files", "/proc/1/limits"], root: root)
+        #expect(limits.stdout.contains(" 100 "), "\(limits)")
+        #expect(h.urun(["rm", "-f", "web"], root: root).status == 0)
+    }
+
     @Test func workdirIsCreatedAndUsed() {
         let result = h.urun(["-w", "/work/deep", h.image(), "pwd"])
         #expect(result.stdout == "/work/deep\n", "\(result)")

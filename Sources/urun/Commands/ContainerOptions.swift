@@ -36,6 +36,11 @@ enum ContainerOptions {
         OptionSpec("interactive", short: "i", help: "Pass stdin to the container (an unnamed foreground run always does)"),
         OptionSpec("init", help: "Run a minimal init as PID 1 that reaps zombies and forwards signals"),
         OptionSpec("stop-signal", value: "SIGNAL", help: "Signal `urun stop` sends first (default SIGTERM)"),
+        OptionSpec("ulimit", value: "NAME=SOFT[:HARD]", help: "A resource limit of the process, as setrlimit(2): nofile, nproc, core, stack, memlock, ... (-1: unlimited)", repeatable: true),
+        OptionSpec("sysctl", value: "NAME=VALUE", help: "A namespaced kernel setting: net.* (with a network of its own), kernel.shm*, kernel.msg*, kernel.sem, fs.mqueue.*", repeatable: true),
+        OptionSpec("shm-size", value: "BYTES", help: "Size of /dev/shm (default 64m)"),
+        OptionSpec("replace", help: "With --name: remove a container of that name first (stopping it), as podman's --replace"),
+        OptionSpec("env-host", help: "Pass all of urun's environment to the container (below -e and --env-file)"),
         OptionSpec("stop-timeout", value: "SECONDS", help: "Seconds `urun stop` waits before SIGKILL (default 10)"),
         OptionSpec("userns", value: "MODE", help: "auto (subordinate ids from /etc/subuid when granted; the default), subids (require them), or single (only your own id)", choices: UserNamespaceMode.allCases.map(\.rawValue)),
         OptionSpec("fake-root", value: "BOOL", help: "Make chown, setuid and device mknod succeed without effect (default: when only your own id is mapped)", choices: ["true", "false"], implicitValue: "true"),
@@ -164,7 +169,74 @@ enum ContainerOptions {
         spec.useInit = arguments.flag("init")
         spec.tty = arguments.flag("tty")
         spec.interactive = arguments.flag("interactive")
+        if arguments.flag("replace") && arguments.value("name") == nil {
+            throw UrunError.usage("--replace needs --name: it replaces the container of that name")
+        }
+        spec.ulimits = try arguments.values("ulimit").map(ulimit)
+        spec.sysctls = try arguments.values("sysctl").map { (text) throws in try sysctl(text, network: spec.network) }
+        spec.shmSize = try arguments.value("shm-size").map { (text) throws(UrunError) in try ResourceLimits.bytes(text, flag: "--shm-size") }
+        if spec.shmSize == 0 { throw UrunError.usage("--shm-size 0: /dev/shm needs some room") }
+        if arguments.flag("env-host") {
+            // Below -e and --env-file, which come later and win.
+            var inherited: [String] = []
+            var entry = environ
+            while let pointer = entry.pointee {
+                inherited.append(String(cString: pointer))
+                entry += 1
+            }
+            spec.environment = inherited + spec.environment
+        }
         return spec
+    }
+
+    /// --replace: the container named --name goes first, as `rm -f` would take it.
+    static func replaceNamed(_ arguments: ParsedArguments, in containers: Containers) throws {
+        guard arguments.flag("replace"), let name = arguments.value("name") else { return }
+        guard let existing = containers.store.all().first(where: { $0.name == name }) else { return }
+        try containers.remove(existing, force: true)
+    }
+
+    /// docker's --ulimit names, as setrlimit(2) knows them.
+    static let ulimitNames = [
+        "cpu", "fsize", "data", "stack", "core", "rss", "nproc", "nofile", "memlock", "as", "locks", "sigpending",
+        "msgqueue", "nice", "rtprio", "rttime",
+    ]
+
+    /// `--ulimit nofile=1024:4096`: the RLIMIT_ number (its index above) and the limits; -1 is unlimited.
+    static func ulimit(_ text: String) throws -> (resource: CInt, soft: UInt64, hard: UInt64) {
+        let failure = UrunError.usage("--ulimit \(printable(text)): expected NAME=SOFT[:HARD], NAME one of \(ulimitNames.joined(separator: ", "))")
+        guard let equals = text.firstIndex(of: "="), let resource = ulimitNames.firstIndex(of: String(text[..<equals])) else { throw failure }
+        let values = text[text.index(after: equals)...].split(separator: ":", omittingEmptySubsequences: false)
+        func value(_ part: Substring) throws -> UInt64 {
+            if part == "-1" { return UInt64(bitPattern: -1) }  // RLIM_INFINITY
+            guard let number = UInt64(part), number < UInt64(bitPattern: -1) else { throw failure }
+            return number
+        }
+        guard (1...2).contains(values.count) else { throw failure }
+        let soft = try value(values[0])
+        let hard = values.count == 2 ? try value(values[1]) : soft
+        guard soft <= hard else { throw UrunError.usage("--ulimit \(printable(text)): the soft limit is above the hard one") }
+        return (CInt(resource), soft, hard)
+    }
+
+    /// Namespaced sysctls only, as docker allows them: each is the container's
+    /// own. net.* needs a network namespace of the container's own.
+    static func sysctl(_ text: String, network: NetworkMode) throws -> (name: String, value: String) {
+        guard let equals = text.firstIndex(of: "="), equals != text.startIndex else {
+            throw UrunError.usage("--sysctl \(printable(text)): expected NAME=VALUE")
+        }
+        let name = String(text[..<equals])
+        let value = String(text[text.index(after: equals)...])
+        let kernel = ["kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem", "kernel.shmall", "kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced"]
+        let valid = name.unicodeScalars.allSatisfy { $0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0) || "._-".unicodeScalars.contains($0)) }
+            && !name.contains("..") && !hasControlCharacters(value) && !value.isEmpty
+        guard valid, kernel.contains(name) || name.hasPrefix("fs.mqueue.") || name.hasPrefix("net.") else {
+            throw UrunError.usage("--sysctl \(printable(name)): not a namespaced sysctl (net.*, kernel.shm*, kernel.msg*, kernel.sem, fs.mqueue.*): the host's would change")
+        }
+        if name.hasPrefix("net."), !network.createsNamespace || network == .host {
+            throw UrunError.usage("--sysctl \(printable(name)): net.* sysctls need the container's own network (not --network \(network.rawValue))")
+        }
+        return (name, value)
     }
 
     /// Resource limit flags → ResourceLimits, every value checked now.

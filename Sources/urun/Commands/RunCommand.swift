@@ -63,6 +63,7 @@ enum RunCommand: Command {
 
         let containers = Containers(paths: paths, globalArguments: globals.arguments)
         containers.collectGarbage()
+        try ContainerOptions.replaceNamed(arguments, in: containers)
         let record = try containers.create(spec, name: name, autoRemove: autoRemove)
         if detach {
             do {
@@ -92,6 +93,7 @@ enum CreateCommand: Command {
     static func run(_ arguments: ParsedArguments, _ globals: Globals) throws -> Int32 {
         let spec = try ContainerOptions.containerSpec(from: arguments)
         let containers = Containers(paths: try globals.paths(), globalArguments: globals.arguments)
+        try ContainerOptions.replaceNamed(arguments, in: containers)
         let record = try containers.create(spec, name: arguments.value("name"), autoRemove: arguments.flag("rm"))
         print(record.id)
         return 0
