@@ -19,7 +19,9 @@ extension ContainerPlan {
         _ spec: ContainerSpec, image: Image, directory: ContainerDirectory, ephemeral: Bool, joined: RunningContainer?,
         helper: NetworkHelper.Kind?
     ) throws(UrunError) -> ContainerPlan {
-        let user = try ContainerUser.resolve(spec.user) { image.readFile($0) }
+        // keep-id: the caller has a passwd and group entry inside, added when the image lacks one.
+        let accounts = spec.userNamespace == .keepID ? KeepIDAccounts(spec: spec, image: image) : nil
+        let user = try ContainerUser.resolve(spec.user) { accounts?.file($0) ?? image.readFile($0) }
         if let joined, let mapped = joined.mappedUID, user.uid != mapped {
             throw .invalid("--network container:\(joined.record.name): only uid \(mapped) is mapped in its user namespace (it has no subordinate ids); run as that user (-u \(mapped))")
         }
@@ -31,7 +33,7 @@ extension ContainerPlan {
         let workingDirectory = spec.workingDirectory ?? "/"
         // With subordinate ids the caller is root inside and the child
         // switches to the user; with one id, the caller's id is the user's.
-        let subordinate = joined == nil ? try IDMap.subordinateForCaller(spec.userNamespace) : nil
+        let subordinate = joined == nil ? try spec.subordinateMapping() : nil
         if let subordinate { try Launcher.checkMapped(user, in: subordinate) }
         let singleMapping = joined.map { $0.mappedUID != nil } ?? (subordinate == nil)
         var files = EtcFiles.files(hostname: hostname, spec: spec, helper: helper)
@@ -39,6 +41,7 @@ extension ContainerPlan {
             // The same hosts and resolv.conf as the container whose network this is, as docker does.
             files = files.map { file in joined.readFile(file.target).map { GeneratedFile(target: file.target, content: $0) } ?? file }
         }
+        if let accounts { files += accounts.generated }
         if spec.security.fakesRoot(singleMapping: singleMapping) && image.hasDirectory("/etc/apt/apt.conf.d") {
             files.append(EtcFiles.aptStaysRoot)
         }
@@ -88,5 +91,35 @@ extension ContainerPlan {
         var buffer = [CChar](repeating: 0, count: 256)
         gethostname(&buffer, buffer.count - 1)
         return String(decoding: buffer.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+}
+
+/// --userns keep-id's accounts: the image's /etc/passwd and /etc/group with
+/// an entry for the kept uid and gid when they have none (named as the caller
+/// on the host, home /home/NAME, as podman adds them), bound over the image's.
+struct KeepIDAccounts {
+    let passwd: String?
+    let group: String?
+
+    init(spec: ContainerSpec, image: Image) {
+        let uid = spec.keepID?.uid ?? getuid()
+        let gid = spec.keepID?.gid ?? getgid()
+        // The caller's name, when it can stand in passwd (no ':', no newline, no blank).
+        let name = SubordinateIDs.callerName().flatMap { name in
+            name.isEmpty || name.contains(where: { $0 == ":" || $0.isWhitespace || $0.isNewline }) ? nil : name
+        } ?? "user"
+        let imagePasswd = image.readFile("/etc/passwd") ?? ""
+        let imageGroup = image.readFile("/etc/group") ?? ""
+        func appending(_ text: String, _ line: String) -> String { text + (text.isEmpty || text.hasSuffix("\n") ? "" : "\n") + line + "\n" }
+        passwd = PasswdEntry.parse(imagePasswd).contains { $0.uid == uid } ? nil
+            : appending(imagePasswd, "\(name):x:\(uid):\(gid)::/home/\(name):/bin/sh")
+        group = GroupEntry.parse(imageGroup).contains { $0.gid == gid } ? nil : appending(imageGroup, "\(name):x:\(gid):")
+    }
+
+    func file(_ path: String) -> String? { path == "/etc/passwd" ? passwd : path == "/etc/group" ? group : nil }
+
+    var generated: [GeneratedFile] {
+        [passwd.map { GeneratedFile(target: "/etc/passwd", content: $0) }, group.map { GeneratedFile(target: "/etc/group", content: $0) }]
+            .compactMap { $0 }
     }
 }

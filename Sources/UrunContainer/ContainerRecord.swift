@@ -94,6 +94,7 @@ extension ContainerSpec {
         }
         if !sysctls.isEmpty { object["sysctls"] = .object(sysctls.map { ($0.name, .string($0.value)) }) }
         if let shmSize { object["shmSize"] = .int(shmSize) }
+        if let keepID { object["keepID"] = .object([("uid", .int(keepID.uid)), ("gid", .int(keepID.gid))]) }
         return object
     }
 
@@ -124,6 +125,9 @@ extension ContainerSpec {
         }
         sysctls = (json["sysctls"]?.members ?? []).compactMap { name, value in value.string.map { (name, $0) } }
         shmSize = json["shmSize"]?.uint64
+        if let uid = json["keepID"]?["uid"]?.integer(UInt32.self), let gid = json["keepID"]?["gid"]?.integer(UInt32.self) {
+            keepID = (uid, gid)
+        }
         tty = json["tty"]?.bool ?? false
         interactive = json["interactive"]?.bool ?? false
         useInit = json["init"]?.bool ?? false

@@ -129,6 +129,8 @@ public struct ContainerSpec: Sendable {
     public var stopTimeout: Int?
     /// How ids are mapped: subordinate ranges when the user has some (auto).
     public var userNamespace: UserNamespaceMode = .auto
+    /// --userns keep-id[:uid=N,gid=N]: the ids kept inside (nil: the caller's own).
+    public var keepID: (uid: UInt32, gid: UInt32)?
     /// Capabilities, no_new_privs, seccomp and masked paths: docker's defaults.
     public var security = SecurityPolicy()
 
@@ -150,7 +152,7 @@ public struct ContainerSpec: Sendable {
     /// The map of the container's user namespace: subordinate ids, or nil
     /// for the single mapping of the caller's own ids.
     public func subordinateMapping() throws(UrunError) -> IDMap? {
-        try IDMap.subordinateForCaller(userNamespace)
+        try IDMap.subordinateForCaller(userNamespace, keepID: keepID)
     }
 
     /// The spec with the image's configuration filled in where the command

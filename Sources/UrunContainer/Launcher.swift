@@ -387,6 +387,7 @@ struct ChildSetup {
             try sys(.joinNamespaces, explain: "setns(\(join.fd))") { urun_setns(join.fd, join.type) }
             closeQuietly(join.fd)
         }
+        try becomeRootInside()
         if unshareCgroup {
             try sys(.unshareCgroup, explain: "unshare(CLONE_NEWCGROUP)") { urun_unshare(CInt(URUN_CLONE_NEWCGROUP)) }
         }

@@ -269,6 +269,7 @@ public func runInUserNamespace(
 ) throws(UrunError) {
     let child = try cloneIntoNamespaces(namespaces.union(.user), idMap: idMap) { channel in
         do throws(UrunError) {
+            try becomeRootInside()
             try body()
         } catch {
             channel.fail(error)
@@ -360,4 +361,18 @@ public func runJoining(_ entries: [NamespaceEntry], _ body: () throws(UrunError)
     while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
     if let failure { throw failure }
     guard status == 0 else { throw .invalid("a helper process in the container's namespaces died (status \(status))") }
+}
+
+/// Makes a child that was cloned into a user namespace its root. Its ids are
+/// the ones its host ids map to: root with the usual maps (the caller is 0
+/// inside), but under keep-id the caller keeps its own number, and files it
+/// creates (an unpacked layer, a mount point) must still belong to root.
+public func becomeRootInside() throws(UrunError) {
+    guard getuid() != 0 || getgid() != 0 else { return }
+    guard (try? readText("/proc/self/uid_map"))?.split(separator: "\n").contains(where: {
+        $0.split(separator: " ", omittingEmptySubsequences: true).first == "0"
+    }) == true else { return }
+    try sys(.dropPrivileges, explain: "setgid(0), setuid(0)  [root of the user namespace]") {
+        setgid(0) == 0 ? setuid(0) : -1
+    }
 }

@@ -62,6 +62,9 @@ public enum UserNamespaceMode: String, Sendable, CaseIterable {
     case subids
     /// The caller's own uid and gid only.
     case single
+    /// podman's keep-id: the caller's uid and gid are the same numbers inside
+    /// (or the ones given), subordinate ids are everyone else, root included.
+    case keepID = "keep-id"
 }
 
 extension IDMap {
@@ -82,9 +85,44 @@ extension IDMap {
         return IDMap(uids: lines(hostUID, ids.uids), gids: lines(hostGID, ids.gids))
     }
 
+    /// keep-id: inside ids 0 to `inside` - 1 are the first subordinate ids,
+    /// `inside` is the caller's own id, and the rest of the subordinate ids
+    /// follow; nil when the ranges hold fewer than `inside` ids.
+    static func keepingID(_ own: UInt32, inside target: UInt32, _ ranges: [SubordinateIDs.Range]) -> [IDRange]? {
+        var result: [IDRange] = []
+        var inside: UInt32 = 0
+        for range in ranges {
+            var start = range.start
+            var left = range.count
+            while left > 0 && inside < UInt32.max - 1 {
+                if inside == target {
+                    result.append(IDRange(inside: target, outside: own, count: 1))
+                    inside += 1
+                    continue
+                }
+                let room = inside < target ? target - inside : UInt32.max - 1 - inside
+                let n = min(left, room)
+                result.append(IDRange(inside: inside, outside: start, count: n))
+                (inside, start, left) = (inside + n, start + n, left - n)
+            }
+        }
+        if inside == target { result.append(IDRange(inside: target, outside: own, count: 1)) }
+        return inside >= target ? result : nil
+    }
+
     /// The map for the caller in `mode`: nil means the single mapping (whose
-    /// inside id depends on the container's user).
-    public static func subordinateForCaller(_ mode: UserNamespaceMode) throws(UrunError) -> IDMap? {
+    /// inside id depends on the container's user). `keepID`: keep-id's ids inside (default the caller's).
+    public static func subordinateForCaller(_ mode: UserNamespaceMode, keepID: (uid: UInt32, gid: UInt32)? = nil) throws(UrunError) -> IDMap? {
+        if mode == .keepID {
+            let (uid, gid) = keepID ?? (getuid(), getgid())
+            guard let ids = SubordinateIDs.ofCaller(), SubordinateIDs.helper("newuidmap") != nil, SubordinateIDs.helper("newgidmap") != nil else {
+                throw .invalid("--userns keep-id needs subordinate ids (for the container's root and other users) and newuidmap/newgidmap; see urun doctor")
+            }
+            guard let uids = keepingID(getuid(), inside: uid, ids.uids), let gids = keepingID(getgid(), inside: gid, ids.gids) else {
+                throw .invalid("--userns keep-id: your subordinate ranges hold fewer ids than \(uid):\(gid), the ids kept inside")
+            }
+            return IDMap(uids: uids, gids: gids)
+        }
         // Real root maps ids itself and needs no ranges: it keeps the single map unless asked.
         if mode == .single || (mode == .auto && getuid() == 0) { return nil }
         let ids = SubordinateIDs.ofCaller()

@@ -1,6 +1,7 @@
 import Foundation
 import Glibc
 import Testing
+import UrunTestSupport
 
 /// The options of `urun run`, each observed from inside the container.
 @Suite(harnessAvailable) struct OptionsTests {
@@ -52,18 +53,52 @@ import Testing
 
         // --replace: the container of that name goes first; the new one keeps its --ulimit across a restart.
         let root = h.freshRoot()
-        #expect(h.urun(["run", "-d", "--name", "web", "--network", "none", h.image(), "sleep", "300"], root: root).status == 0)
-        let taken = h.urun(["run", "-d", "--name", "web", "--network", "none", h.image(), "sleep", "300"], root: root)
+        #expect(h.urun(["run", "-d", "--name", "web", "--network", "none", h.image(), "sleep", "311"], root: root).status == 0)
+        let taken = h.urun(["run", "-d", "--name", "web", "--network", "none", h.image(), "sleep", "311"], root: root)
         #expect(taken.status == 125 && taken.stderr.contains("already in use"), "\(taken)")
-        let replaced = h.urun(["run", "-d", "--replace", "--name", "web", "--network", "none", "--ulimit", "nofile=100", h.image(), "sleep", "301"], root: root)
+        let replaced = h.urun(["run", "-d", "--replace", "--name", "web", "--network", "none", "--ulimit", "nofile=100", h.image(), "sleep", "312"], root: root)
         #expect(replaced.status == 0, "\(replaced)")
         #expect(h.urun(["ps", "-a", "-q"], root: root).lines.count == 1)
-        #expect(Harness.sh("pgrep -u \(h.uid) -x -f 'sleep 300'").status != 0, "the replaced container is gone")
+        #expect(Harness.sh("pgrep -u \(h.uid) -x -f 'sleep 311'").status != 0, "the replaced container is gone")
         #expect(h.urun(["stop", "-t", "1", "web"], root: root).status == 0)
         #expect(h.urun(["start", "web"], root: root).status == 0)
         let limits = h.urun(["exec", "web", "grep", "open files", "/proc/1/limits"], root: root)
         #expect(limits.stdout.contains(" 100 "), "\(limits)")
         #expect(h.urun(["rm", "-f", "web"], root: root).status == 0)
+    }
+
+    /// --userns keep-id (podman's): the caller's uid and gid are the same
+    /// numbers inside, so what a build writes into a bind-mounted tree is the
+    /// caller's on the host, and the caller can delete it.
+    @Test func keepIDMakesTheFilesYours() throws {
+        try require(h.subordinateRange != nil, "keep-id needs subordinate ids for the test user")
+        let tree = h.freshRoot() + "/tree"
+        h.runAsUser(["mkdir", "-p", tree])
+        let uid = String(h.uid)
+        let build = h.urun(["--network", "none", "--userns", "keep-id", "-v", tree + ":/src", "-w", "/src", h.image(), "sh", "-c",
+            "id -u; id -g; id -un; echo $HOME; stat -c %u /bin; mkdir -p out/obj && echo 'int main(){}' > main.c && cp main.c out/obj/main.o && echo built > out/app"])
+        let user = h.user?.name ?? Harness.sh("id -un").text
+        #expect(build.lines == [uid, String(h.user?.gid ?? getgid()), user, "/home/" + user, "0"], "\(build)")
+        let owners = h.runAsUser(["sh", "-c", "find \(tree) -mindepth 1 -printf '%U:%G\\n' | sort -u"])
+        #expect(owners.lines == ["\(uid):\(h.user?.gid ?? getgid())"], "every output is the caller's: \(owners)")
+        #expect(h.runAsUser(["rm", "-rf", tree + "/out", tree + "/main.c"]).status == 0, "the caller deletes the outputs")
+
+        let chosen = h.urun(["--network", "none", "--userns", "keep-id:uid=1000,gid=1000", "-v", tree + ":/src", h.image(), "sh", "-c", "id -u; touch /src/mine"])
+        #expect(chosen.text == "1000", "\(chosen)")
+        #expect(h.runAsUser(["stat", "-c", "%u", tree + "/mine"]).text == uid)
+        let root = h.urun(["--network", "none", "--userns", "keep-id", "-u", "0", h.image(), "sh", "-c", "id -u; touch /x; stat -c %u /x"])
+        #expect(root.lines == ["0", "0"], "\(root)")
+        let bad = h.urun(["--userns", "keep-id:uid=abc", h.image(), "true"])
+        #expect(bad.status == 125 && bad.stderr.contains("keep-id[:uid=N,gid=N]"), "\(bad)")
+
+        // A kept container: exec runs as the kept user too, across a restart.
+        let r = h.freshRoot()
+        #expect(h.urun(["run", "-d", "--name", "kept", "--userns", "keep-id", h.image(), "sleep", "313"], root: r).status == 0)
+        #expect(h.urun(["exec", "kept", "id", "-u"], root: r).text == uid)
+        #expect(h.urun(["stop", "-t", "1", "kept"], root: r).status == 0)
+        #expect(h.urun(["start", "kept"], root: r).status == 0)
+        #expect(h.urun(["exec", "kept", "id", "-u"], root: r).text == uid)
+        #expect(h.urun(["rm", "-f", "kept"], root: r).status == 0)
     }
 
     @Test func workdirIsCreatedAndUsed() {

@@ -1,5 +1,5 @@
 import Testing
-import UrunUserNS
+@testable import UrunUserNS
 
 @Suite struct IDMapTests {
     @Test func singleMappingText() {
@@ -43,5 +43,28 @@ import UrunUserNS
     @Test func namespaceFlagNames() {
         let names = ([.user, .pid, .network] as Namespaces).flagNames
         #expect(names == "CLONE_NEWUSER|CLONE_NEWPID|CLONE_NEWNET")
+    }
+}
+
+@Suite struct KeepIDMapTests {
+    let ranges = [SubordinateIDs.Range(start: 100_000, count: 65_536)]
+
+    @Test func theCallerKeepsItsNumber() throws {
+        let lines = try #require(IDMap.keepingID(1001, inside: 1001, ranges))
+        #expect(IDMap.text(lines) == "0 100000 1001\n1001 1001 1\n1002 101001 64535\n")
+    }
+
+    @Test func aChosenNumberAndSeveralRanges() throws {
+        let two = [SubordinateIDs.Range(start: 200_000, count: 10), SubordinateIDs.Range(start: 300_000, count: 100)]
+        let lines = try #require(IDMap.keepingID(1001, inside: 20, two))
+        #expect(IDMap.text(lines) == "0 200000 10\n10 300000 10\n20 1001 1\n21 300010 90\n")
+        let map = IDMap(uids: lines, gids: lines)
+        #expect(map.hostUID(for: 20) == 1001 && map.hostUID(for: 0) == 200_000 && map.hostUID(for: 110) == 300_099)
+    }
+
+    @Test func rangesTooSmallForTheNumber() {
+        #expect(IDMap.keepingID(1001, inside: 70_000, ranges) == nil)
+        // Exactly as many ids as the number: it comes right after them.
+        #expect(IDMap.keepingID(1001, inside: 65_536, ranges).map(IDMap.text) == "0 100000 65536\n65536 1001 1\n")
     }
 }

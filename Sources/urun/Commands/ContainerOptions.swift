@@ -42,7 +42,7 @@ enum ContainerOptions {
         OptionSpec("replace", help: "With --name: remove a container of that name first (stopping it), as podman's --replace"),
         OptionSpec("env-host", help: "Pass all of urun's environment to the container (below -e and --env-file)"),
         OptionSpec("stop-timeout", value: "SECONDS", help: "Seconds `urun stop` waits before SIGKILL (default 10)"),
-        OptionSpec("userns", value: "MODE", help: "auto (subordinate ids from /etc/subuid when granted; the default), subids (require them), or single (only your own id)", choices: UserNamespaceMode.allCases.map(\.rawValue)),
+        OptionSpec("userns", value: "MODE", help: "auto (subordinate ids from /etc/subuid when granted; the default), subids (require them), single (only your own id), or keep-id[:uid=N,gid=N] (your uid and gid the same inside, as podman's)", choices: UserNamespaceMode.allCases.map(\.rawValue)),
         OptionSpec("fake-root", value: "BOOL", help: "Make chown, setuid and device mknod succeed without effect (default: when only your own id is mapped)", choices: ["true", "false"], implicitValue: "true"),
         OptionSpec("cap-add", value: "CAP", help: "Add a capability (CHOWN or CAP_CHOWN; ALL for every one)", repeatable: true),
         OptionSpec("cap-drop", value: "CAP", help: "Drop a capability from docker's default 14 (ALL for every one)", repeatable: true),
@@ -161,10 +161,20 @@ enum ContainerOptions {
         spec.limits = try limits(from: arguments)
         spec.security = try security(from: arguments)
         if let mode = arguments.value("userns") {
-            guard let parsed = UserNamespaceMode(rawValue: mode) else {
-                throw UrunError.usage("--userns \(printable(mode)): expected auto, subids or single")
+            if mode == "keep-id" || mode.hasPrefix("keep-id:") {
+                spec.userNamespace = .keepID
+                spec.keepID = try keepID(mode)
+                // The kept user runs the command (and `exec`), unless -u says otherwise.
+                if spec.user == nil {
+                    let (uid, gid) = spec.keepID ?? (getuid(), getgid())
+                    spec.user = "\(uid):\(gid)"
+                }
+            } else {
+                guard let parsed = UserNamespaceMode(rawValue: mode) else {
+                    throw UrunError.usage("--userns \(printable(mode)): expected auto, subids, single or keep-id[:uid=N,gid=N]")
+                }
+                spec.userNamespace = parsed
             }
-            spec.userNamespace = parsed
         }
         spec.useInit = arguments.flag("init")
         spec.tty = arguments.flag("tty")
@@ -194,6 +204,25 @@ enum ContainerOptions {
         guard arguments.flag("replace"), let name = arguments.value("name") else { return }
         guard let existing = containers.store.all().first(where: { $0.name == name }) else { return }
         try containers.remove(existing, force: true)
+    }
+
+    /// `keep-id:uid=1000,gid=1000`: the ids kept inside (nil: the caller's own).
+    static func keepID(_ mode: String) throws -> (uid: UInt32, gid: UInt32)? {
+        guard mode != "keep-id" else { return nil }
+        var uid = getuid()
+        var gid = getgid()
+        for option in mode.dropFirst("keep-id:".count).split(separator: ",") {
+            let parts = option.split(separator: "=", maxSplits: 1).map(String.init)
+            guard parts.count == 2, let value = UInt32(parts[1]), value < UInt32.max - 1 else {
+                throw UrunError.usage("--userns \(printable(mode)): expected keep-id[:uid=N,gid=N]")
+            }
+            switch parts[0] {
+            case "uid": uid = value
+            case "gid": gid = value
+            default: throw UrunError.usage("--userns \(printable(mode)): expected keep-id[:uid=N,gid=N]")
+            }
+        }
+        return (uid, gid)
     }
 
     /// docker's --ulimit names, as setrlimit(2) knows them.
