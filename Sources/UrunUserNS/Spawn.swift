@@ -376,3 +376,33 @@ public func becomeRootInside() throws(UrunError) {
         setgid(0) == 0 ? setuid(0) : -1
     }
 }
+
+/// `urun unshare COMMAND`: the command as root of a new user namespace with
+/// the caller's map (podman unshare), where the files a container's other
+/// users left (owned by subordinate ids on the host) are the caller's to read,
+/// change or remove. Returns the command's wait status.
+public func runUnshared(_ command: [String], map: IDMap) throws(UrunError) -> CInt {
+    let child = try cloneIntoNamespaces([.user], idMap: map) { channel in
+        do throws(UrunError) {
+            try becomeRootInside()
+            let path = try lookupCommand(command[0], path: environment("PATH") ?? defaultPath)
+            _ = withCStrings(command) { argv in execv(path, argv) }
+            throw .kernel(.exec, path: path, .current)
+        } catch {
+            channel.fail(error)
+        }
+    }
+    do throws(UrunError) {
+        try child.awaitExec()
+    } catch {
+        child.reap()
+        throw error
+    }
+    defer { closeQuietly(child.pidfd) }
+    // The terminal's ^C and ^\ reach the command too: urun waits for it, as a shell does.
+    signal(SIGINT, SIG_IGN)
+    signal(SIGQUIT, SIG_IGN)
+    var status: CInt = 0
+    while waitpid(child.pid, &status, 0) < 0 && errno == EINTR {}
+    return status
+}

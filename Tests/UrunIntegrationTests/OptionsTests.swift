@@ -101,6 +101,23 @@ import UrunTestSupport
         #expect(h.urun(["rm", "-f", "kept"], root: r).status == 0)
     }
 
+    /// `urun unshare`, podman's: a container's user 1000 leaves files the
+    /// caller cannot delete on the host; inside the caller's map it can.
+    @Test func unshareReachesWhatContainersLeft() throws {
+        try require(h.subordinateRange != nil, "urun unshare needs subordinate ids for the test user")
+        let tree = h.freshRoot() + "/left"
+        h.runAsUser(["mkdir", "-p", tree])
+        let made = h.urun(["--network", "none", "-v", tree + ":/out", h.image(), "sh", "-c", "mkdir /out/d && echo x > /out/d/f && chown -R 1000:1000 /out/d && chmod 700 /out/d"])
+        #expect(made.status == 0, "\(made)")
+        #expect(h.runAsUser(["rm", "-rf", tree + "/d"]).status != 0, "a subordinate id's files are not the caller's to remove")
+        #expect(h.urun(["unshare", "stat", "-c", "%u", tree + "/d"]).text == "1000")
+        #expect(h.urun(["unshare", "id", "-u"]).text == "0")
+        #expect(h.urun(["unshare", "rm", "-rf", tree + "/d"]).status == 0)
+        #expect(access(tree + "/d", F_OK) != 0)
+        #expect(h.urun(["unshare", "sh", "-c", "exit 7"]).status == 7)
+        #expect(h.urun(["unshare", "no-such-command"]).status == 127)
+    }
+
     @Test func workdirIsCreatedAndUsed() {
         let result = h.urun(["-w", "/work/deep", h.image(), "pwd"])
         #expect(result.stdout == "/work/deep\n", "\(result)")
