@@ -86,16 +86,28 @@ public struct TmpfsMount: Equatable, Sendable {
     }
 }
 
-/// `-v SRC:DST[:ro|rw]`: a host path bound into the container.
+/// `-v SRC:DST[:ro|rw]`: a host path bound into the container, or a named
+/// volume (`-v cache:/root/.cache`): a SRC without a slash, not starting with
+/// "." or "~", is a volume's name, as docker reads it.
 public struct Volume: Equatable, Sendable {
     public let source: String
     public let target: String
     public let readOnly: Bool
+    /// `source` is a named volume's name, not yet its directory.
+    public let named: Bool
 
-    public init(source: String, target: String, readOnly: Bool) {
+    public init(source: String, target: String, readOnly: Bool, named: Bool = false) {
         self.source = source
         self.target = target
         self.readOnly = readOnly
+        self.named = named
+    }
+
+    /// docker's rule for a volume's name: a letter or digit, then letters, digits, _ . -
+    public static func isName(_ text: String) -> Bool {
+        guard let first = text.unicodeScalars.first, text.utf8.count <= 128 else { return false }
+        let allowed = { (c: Unicode.Scalar) in c.isASCII && (c.properties.isAlphabetic || ("0"..."9").contains(c)) }
+        return allowed(first) && text.unicodeScalars.allSatisfy { allowed($0) || "_.-".unicodeScalars.contains($0) }
     }
 
     /// Parses and checks a volume: the source must exist (a missing source is
@@ -119,6 +131,12 @@ public struct Volume: Equatable, Sendable {
                 default: throw .invalid("-v \(spec): unknown option '\(option)' (ro or rw)")
                 }
             }
+        }
+        if !parts[0].contains("/") && !parts[0].hasPrefix(".") && !parts[0].hasPrefix("~") {
+            guard isName(parts[0]) else {
+                throw .invalid("-v \(spec): \(printable(parts[0])) is not a volume name (letters, digits, _ . -) nor a path (write ./\(printable(parts[0])) for one)")
+            }
+            return Volume(source: parts[0], target: parts[1], readOnly: readOnly, named: true)
         }
         let source = try UrunPaths.absolute(parts[0])
         guard fileStatus(source, followLinks: true) != nil else {

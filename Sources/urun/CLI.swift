@@ -93,7 +93,7 @@ let otherToolsVerbs: Set<String> = [
     "build", "builder", "buildx", "compose", "config", "container", "context", "diff", "events",
     "generate", "healthcheck", "history", "info", "init", "kube",
     "machine", "manifest", "mount", "network", "pod", "port", "rename", "search", "secret",
-    "service", "stack", "swarm", "top", "trust", "unmount", "untag", "update", "version", "volume",
+    "service", "stack", "swarm", "top", "trust", "unmount", "untag", "update", "version",
 ]
 
 /// Options that come before the verb.
@@ -127,7 +127,8 @@ var commands: [any Command.Type] {
         InspectCommand.self, WaitCommand.self, StatsCommand.self, RemoveCommand.self, CopyCommand.self,
         CommitCommand.self, ExportCommand.self, PullCommand.self,
         PushCommand.self, LoginCommand.self, LogoutCommand.self, ImagesCommand.self, TagCommand.self, SaveCommand.self, LoadCommand.self,
-        ImportCommand.self, RmiCommand.self, UnshareCommand.self, ImagePruneCommand.self, SystemPruneCommand.self, SystemDfCommand.self, DoctorCommand.self, CompletionCommand.self,
+        ImportCommand.self, RmiCommand.self, VolumeCreateCommand.self, VolumeListCommand.self, VolumeInspectCommand.self,
+        VolumeRemoveCommand.self, VolumePruneCommand.self, UnshareCommand.self, ImagePruneCommand.self, SystemPruneCommand.self, SystemDfCommand.self, DoctorCommand.self, CompletionCommand.self,
         MonitorCommand.self, ManPageCommand.self,
     ]
 }

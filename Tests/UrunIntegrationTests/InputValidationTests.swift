@@ -80,7 +80,7 @@ import UrunTestSupport
     }
 
     /// docker's and podman's verbs are not taken for image names.
-    @Test(arguments: ["build", "volume", "history", "diff", "search"])
+    @Test(arguments: ["build", "history", "diff", "search", "network"])
     func otherToolsVerbsAreNamed(_ verb: String) {
         refused([verb, "something"], "'\(verb)' is not a urun command; urun's commands are: run, create")
     }

@@ -118,6 +118,38 @@ import UrunTestSupport
         #expect(h.urun(["unshare", "no-such-command"]).status == 127)
     }
 
+    /// Named volumes: a file kept across two runs, made on first use, listed,
+    /// inspected, refused while a container uses it, and pruned only when unused.
+    @Test func namedVolumesKeepFilesBetweenRuns() throws {
+        let r = h.freshRoot()
+        let first = h.urun(["--network", "none", "-v", "cache:/cache", h.image(), "sh", "-c", "echo kept > /cache/f; id -u > /cache/who"], root: r)
+        #expect(first.status == 0, "\(first)")
+        let second = h.urun(["--network", "none", "--mount", "type=volume,src=cache,dst=/data,ro", h.image(), "sh", "-c", "cat /data/f; touch /data/x 2>&1 | grep -c Read-only"], root: r)
+        #expect(second.lines == ["kept", "1"], "\(second)")
+        #expect(h.urun(["volume", "create", "spare"], root: r).text == "spare")
+        #expect(h.urun(["volume", "ls", "-q"], root: r).lines == ["cache", "spare"])
+        let inspected = h.urun(["volume", "inspect", "cache"], root: r)
+        #expect(inspected.stdout.contains("\"Mountpoint\": \"\(r)/data/volumes/cache/_data\""), "\(inspected)")
+        // A kept container holds "cache": rm refuses it, prune leaves it and removes "spare".
+        #expect(h.urun(["create", "--name", "holder", "-v", "cache:/cache", h.image(), "true"], root: r).status == 0)
+        let refused = h.urun(["volume", "rm", "cache"], root: r)
+        #expect(refused.status == 1 && refused.stderr.contains("in use"), "\(refused)")
+        let pruned = h.urun(["volume", "prune", "-f"], root: r)
+        #expect(pruned.lines == ["Deleted Volumes:", "spare"], "\(pruned)")
+        #expect(h.urun(["rm", "holder"], root: r).status == 0)
+        #expect(h.urun(["volume", "rm", "cache"], root: r).text == "cache")
+        #expect(h.urun(["volume", "ls", "-q"], root: r).text.isEmpty)
+        // Bind and tmpfs through --mount; a bad name or type in one line.
+        let host = h.freshRoot() + "/bound"
+        h.runAsUser(["mkdir", "-p", host])
+        let long = h.urun(["--network", "none", "--mount", "type=bind,source=\(host),target=/b", "--mount", "type=tmpfs,dst=/t,tmpfs-size=1m", h.image(), "sh", "-c", "touch /b/ok; df -k /t | tail -1 | awk '{print $2}'"], root: r)
+        #expect(long.text == "1024" && access(host + "/ok", F_OK) == 0, "\(long)")
+        for bad in [["-v", "bad name:/x"], ["--mount", "type=nfs,dst=/x"], ["--mount", "type=volume,dst=/x"]] {
+            let refused = h.urun(bad + [h.image(), "true"], root: r)
+            #expect(refused.status == 125 && refused.stderr.split(separator: "\n").count <= 2, "\(bad): \(refused)")
+        }
+    }
+
     @Test func workdirIsCreatedAndUsed() {
         let result = h.urun(["-w", "/work/deep", h.image(), "pwd"])
         #expect(result.stdout == "/work/deep\n", "\(result)")

@@ -22,6 +22,7 @@ enum ContainerOptions {
         OptionSpec("user", short: "u", value: "USER[:GROUP]", help: "Run as this user: a name or uid from the image's /etc/passwd"),
         OptionSpec("hostname", short: "h", value: "NAME", help: "Container hostname (default: the first 12 digits of its id)"),
         OptionSpec("volume", short: "v", value: "SRC:DST[:ro]", help: "Bind a host path into the container", repeatable: true, files: true),
+        OptionSpec("mount", value: "type=bind|volume|tmpfs,src=SRC,dst=DST[,ro]", help: "A mount, docker's long form: a host path, a named volume or a tmpfs (tmpfs-size=, tmpfs-mode=)", repeatable: true),
         OptionSpec("tmpfs", value: "DST[:OPTS]", help: "Mount a tmpfs (OPTS: size=64m,mode=1777,exec,...)", repeatable: true),
         OptionSpec("read-only", help: "Mount the container's root read-only"),
         OptionSpec("network", value: "MODE", help: "private (own network through pasta, else slirp4netns), none (loopback only), host, pasta, slirp4netns, container:NAME (another container's); default: private when a helper can run, else none", choices: NetworkMode.names.filter { !$0.contains(":") }),
@@ -104,6 +105,12 @@ enum ContainerOptions {
         }
         spec.volumes = try arguments.values("volume").map { spec throws in try Volume.parse(spec) }
         spec.tmpfs = try arguments.values("tmpfs").map { spec throws in try TmpfsMount.parse(spec) }
+        for text in arguments.values("mount") {
+            switch try mount(text) {
+            case .volume(let volume): spec.volumes.append(volume)
+            case .tmpfs(let tmpfs): spec.tmpfs.append(tmpfs)
+            }
+        }
         spec.readOnly = arguments.flag("read-only")
         if let network = arguments.value("network") {
             guard let mode = NetworkMode(rawValue: network), mode != .auto else {
@@ -197,6 +204,53 @@ enum ContainerOptions {
             spec.environment = inherited + spec.environment
         }
         return spec
+    }
+
+    enum Mount {
+        case volume(Volume)
+        case tmpfs(TmpfsMount)
+    }
+
+    /// docker's `--mount type=bind,src=/a,dst=/b,readonly`: the same mounts as -v and --tmpfs, spelled out.
+    static func mount(_ text: String) throws -> Mount {
+        var fields: [String: String] = [:]
+        var readOnly = false
+        for field in text.split(separator: ",").map(String.init) {
+            let parts = field.split(separator: "=", maxSplits: 1).map(String.init)
+            let key = parts[0]
+            if parts.count == 1 {
+                guard key == "ro" || key == "readonly" else { throw UrunError.usage("--mount \(printable(text)): \(printable(key)) needs a value") }
+                readOnly = true
+                continue
+            }
+            if key == "ro" || key == "readonly" {
+                readOnly = parts[1] == "true" || parts[1] == "1"
+                continue
+            }
+            let canonical = ["source": "src", "destination": "dst", "target": "dst"][key] ?? key
+            fields[canonical] = parts[1]
+        }
+        guard let target = fields["dst"] else { throw UrunError.usage("--mount \(printable(text)): dst= is missing") }
+        switch fields["type"] ?? "volume" {
+        case "bind":
+            guard let source = fields["src"], source.hasPrefix("/") || source.hasPrefix(".") else {
+                throw UrunError.usage("--mount \(printable(text)): a bind needs src= a path")
+            }
+            return .volume(try Volume.parse(source + ":" + target + (readOnly ? ":ro" : "")))
+        case "volume":
+            guard let name = fields["src"], Volume.isName(name) else {
+                throw UrunError.usage("--mount \(printable(text)): a volume needs src= a volume name")
+            }
+            return .volume(try Volume.parse(name + ":" + target + (readOnly ? ":ro" : "")))
+        case "tmpfs":
+            var options: [String] = []
+            if let size = fields["tmpfs-size"] { options.append("size=" + size) }
+            if let mode = fields["tmpfs-mode"] { options.append("mode=" + mode) }
+            if readOnly { options.append("ro") }
+            return .tmpfs(try TmpfsMount.parse(target + (options.isEmpty ? "" : ":" + options.joined(separator: ","))))
+        case let other:
+            throw UrunError.usage("--mount \(printable(text)): type \(printable(other)) is not bind, volume or tmpfs")
+        }
     }
 
     /// --replace: the container named --name goes first, as `rm -f` would take it.

@@ -51,6 +51,7 @@ enum RunCommand: Command {
             try SystemdScope.reexecIfReachable()
         }
         let paths = try globals.paths()
+        try VolumeStore(paths: paths).resolve(&spec)
         if arguments.flag("print-config") {
             print(try Launcher(paths: paths).plan(for: spec).config().pretty())
             return 0
@@ -91,8 +92,9 @@ enum CreateCommand: Command {
         examples: ["urun create --name box -it alpine.tar sh", "urun start -ai box"])
 
     static func run(_ arguments: ParsedArguments, _ globals: Globals) throws -> Int32 {
-        let spec = try ContainerOptions.containerSpec(from: arguments)
+        var spec = try ContainerOptions.containerSpec(from: arguments)
         let containers = Containers(paths: try globals.paths(), globalArguments: globals.arguments)
+        try VolumeStore(paths: containers.store.paths).resolve(&spec)
         try ContainerOptions.replaceNamed(arguments, in: containers)
         let record = try containers.create(spec, name: arguments.value("name"), autoRemove: arguments.flag("rm"))
         print(record.id)
