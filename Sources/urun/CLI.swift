@@ -40,7 +40,8 @@ static func main(_ arguments: [String]) -> Int32 {
     if arguments.count > 1, let verb = commands.first(where: { $0.spec.name == arguments[0] + " " + arguments[1] }) {
         command = verb  // `urun image prune`, `urun system df`
         arguments.removeFirst(2)
-    } else if ["image", "system"].contains(arguments[0]) {
+    } else if commands.contains(where: { $0.spec.name.hasPrefix(arguments[0] + " ") }) {
+        // `urun volume` alone, or with a verb it lacks: name the ones it has.
         let verbs = commands.map { $0.spec.name }.filter { $0.hasPrefix(arguments[0] + " ") }
         return CLI.usage(UsageError(message: "urun \(arguments[0]) needs one of: \(verbs.joined(separator: ", "))", command: ""))
     } else if let verb = commands.first(where: { $0.spec.name == arguments[0] }) {

@@ -35,8 +35,8 @@ import UrunTestSupport
             .compactMap { line -> String? in
                 let words = line.split(separator: " ")
                 guard let first = words.first else { return nil }
-                // Two-word verbs: "image prune", "system df".
-                if ["image", "system"].contains(String(first)), words.count > 1 { return "\(first) \(words[1])" }
+                // Two-word verbs: "image prune", "system df", "volume ls".
+                if ["image", "system", "volume"].contains(String(first)), words.count > 1 { return "\(first) \(words[1])" }
                 return String(first)
             }
         #expect(verbs.count >= 20, "\(global)")
