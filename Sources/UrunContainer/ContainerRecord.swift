@@ -94,6 +94,7 @@ extension ContainerSpec {
         }
         if !sysctls.isEmpty { object["sysctls"] = .object(sysctls.map { ($0.name, .string($0.value)) }) }
         if let shmSize { object["shmSize"] = .int(shmSize) }
+        if !labels.isEmpty { object["labels"] = .object(labels.sorted { $0.key < $1.key }.map { ($0.key, .string($0.value)) }) }
         if let keepID { object["keepID"] = .object([("uid", .int(keepID.uid)), ("gid", .int(keepID.gid))]) }
         return object
     }
@@ -125,6 +126,7 @@ extension ContainerSpec {
         }
         sysctls = (json["sysctls"]?.members ?? []).compactMap { name, value in value.string.map { (name, $0) } }
         shmSize = json["shmSize"]?.uint64
+        for (key, value) in json["labels"]?.members ?? [] { labels[key] = value.string ?? "" }
         if let uid = json["keepID"]?["uid"]?.integer(UInt32.self), let gid = json["keepID"]?["gid"]?.integer(UInt32.self) {
             keepID = (uid, gid)
         }

@@ -82,6 +82,8 @@ public struct ContainerSpec: Sendable {
     public var entrypoint: [String]?
     /// --platform: which image of a multi-platform archive or registry index.
     public var platform: String?
+    /// --label KEY=VALUE: the container's own labels (shown by inspect, below the image's).
+    public var labels: [String: String] = [:]
     /// --ulimit: resource limits of the process (setrlimit), by RLIMIT_ number.
     public var ulimits: [(resource: CInt, soft: UInt64, hard: UInt64)] = []
     /// --sysctl: namespaced kernel settings written in the container.

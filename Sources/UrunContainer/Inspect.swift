@@ -42,12 +42,14 @@ extension Containers {
         }
         let image: JSON = record.imageID.map { JSON.string("sha256:" + $0) } ?? JSON.null
         let lower: [String]
+        var imageConfig: ImageConfig?
         if let directory = record.rootfsDirectory {
             lower = [directory]
         } else {
             let images = ImageStore(directory: store.paths.cache, mapping: try? spec.subordinateMapping())
-            let layers = record.imageID.flatMap { ImageRecord.read(images.recordPath($0)) }?.layers ?? []
-            lower = layers.reversed().map { images.layersDirectory + "/" + images.layerName($0) }
+            let imageRecord = record.imageID.flatMap { ImageRecord.read(images.recordPath($0)) }
+            imageConfig = imageRecord?.config
+            lower = (imageRecord?.layers ?? []).reversed().map { images.layersDirectory + "/" + images.layerName($0) }
         }
         let rootfs = JSON.object([
             ("Lower", .array(lower.map(JSON.string))), ("Upper", JSON.string(store.directory(record.id) + "/upper")),
@@ -55,8 +57,22 @@ extension Containers {
         var config = JSON.object([])
         config["Hostname"] = .string(spec.hostname ?? String(record.id.prefix(12)))
         config["User"] = .string(spec.user ?? "")
-        config["Env"] = .array(spec.environment.map(JSON.string))
+        // As docker shows them: the image's environment below the container's own, the image's
+        // entrypoint, exposed ports (and the published ones) and labels (below --label).
+        var environment: [String] = []
+        for entry in spec.imageEnvironment + spec.environment {
+            let key = entry.split(separator: "=", maxSplits: 1).first.map(String.init) ?? entry
+            environment.removeAll { $0 == key || $0.hasPrefix(key + "=") }
+            environment.append(entry)
+        }
+        config["Env"] = .array(environment.map(JSON.string))
         config["Cmd"] = .array(command.map(JSON.string))
+        config["Entrypoint"] = imageConfig?.entrypoint.map { .array($0.map(JSON.string)) } ?? .null
+        config["Image"] = .string(spec.image)
+        let exposed = Set((imageConfig?.exposedPorts ?? []) + spec.ports.map { "\($0.containerPort)/\($0.proto.rawValue)" })
+        config["ExposedPorts"] = .object(exposed.sorted().map { ($0, .object([])) })
+        let labels = (imageConfig?.labels ?? [:]).merging(spec.labels) { $1 }
+        config["Labels"] = .object(labels.sorted { $0.key < $1.key }.map { ($0.key, .string($0.value)) })
         config["WorkingDir"] = .string(spec.workingDirectory ?? "/")
         config["Tty"] = .bool(spec.tty)
         config["OpenStdin"] = .bool(spec.interactive)

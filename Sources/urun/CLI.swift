@@ -127,7 +127,7 @@ var commands: [any Command.Type] {
         PauseCommand.self, UnpauseCommand.self, ExecCommand.self, AttachCommand.self, LogsCommand.self, PsCommand.self,
         InspectCommand.self, WaitCommand.self, StatsCommand.self, RemoveCommand.self, CopyCommand.self,
         CommitCommand.self, ExportCommand.self, PullCommand.self,
-        PushCommand.self, LoginCommand.self, LogoutCommand.self, ImagesCommand.self, TagCommand.self, SaveCommand.self, LoadCommand.self,
+        PushCommand.self, LoginCommand.self, LogoutCommand.self, ImagesCommand.self, ImageInspectCommand.self, TagCommand.self, SaveCommand.self, LoadCommand.self,
         ImportCommand.self, RmiCommand.self, VolumeCreateCommand.self, VolumeListCommand.self, VolumeInspectCommand.self,
         VolumeRemoveCommand.self, VolumePruneCommand.self, UnshareCommand.self, ImagePruneCommand.self, SystemPruneCommand.self, SystemDfCommand.self, DoctorCommand.self, CompletionCommand.self,
         MonitorCommand.self, ManPageCommand.self,

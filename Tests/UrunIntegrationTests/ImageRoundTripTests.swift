@@ -46,6 +46,32 @@ struct ImageRoundTripTests {
         #expect(u(r, ["rm", "builder"]).status == 0)
     }
 
+    /// What docker users read back: image inspect, inspect's Config (the
+    /// image's Env, Entrypoint, ExposedPorts and Labels below the container's
+    /// own), --label, and a PORTS column in ps.
+    @Test func inspectShowsWhatDockerShows() throws {
+        let r = h.freshRoot()
+        #expect(u(r, ["run", "--name", "base", "--network", "none", h.image(), "true"]).status == 0)
+        let changes = ["-c", "ENV FROM_IMAGE=yes", "-c", "LABEL layer=base", "-c", "EXPOSE 8080", "-c", #"ENTRYPOINT ["/bin/sh", "-c"]"#]
+        #expect(u(r, ["commit", "-q"] + changes + ["base", "svc:1"]).status == 0)
+        let image = u(r, ["image", "inspect", "svc:1"])
+        #expect(image.status == 0 && image.stdout.contains("\"docker.io/library/svc:1\"") && image.stdout.contains("\"8080/tcp\"")
+            && image.stdout.contains("\"Type\": \"layers\""), "\(image)")
+        #expect(u(r, ["image", "inspect", "-f", "{{.Config.Labels.layer}}", "svc:1"]).text == "base")
+        #expect(u(r, ["run", "-d", "--name", "svc", "--network", "none", "--label", "team=infra", "-e", "OWN=1", "svc:1", "sleep 317"]).status == 0)
+        let field = { (path: String) in self.u(r, ["inspect", "-f", "{{" + path + "}}", "svc"]).text }
+        #expect(field(".Config.Labels.team") == "infra" && field(".Config.Labels.layer") == "base")
+        #expect(field(".Config.Image") == "svc:1")
+        let inspected = u(r, ["inspect", "svc"]).stdout
+        #expect(inspected.contains("\"FROM_IMAGE=yes\"") && inspected.contains("\"OWN=1\"") && inspected.contains("\"8080/tcp\"")
+            && inspected.contains("\"Entrypoint\": [\n"), "\(inspected)")
+        let ps = u(r, ["ps"])
+        #expect(ps.lines.first?.contains("PORTS") == true && ps.stdout.contains("svc"), "\(ps)")
+        #expect(u(r, ["rm", "-f", "svc", "base"]).status == 0)
+        let bad = u(r, ["run", "--label", "=x", h.image(), "true"])
+        #expect(bad.status == 125, "\(bad)")
+    }
+
     @Test(.requiring(DelegatedCgroup.forLifecycle != nil, DelegatedCgroup.skipReason))
     func commitOfAPausedContainer() throws {
         let r = h.freshRoot()

@@ -41,6 +41,7 @@ enum ContainerOptions {
         OptionSpec("sysctl", value: "NAME=VALUE", help: "A namespaced kernel setting: net.* (with a network of its own), kernel.shm*, kernel.msg*, kernel.sem, fs.mqueue.*", repeatable: true),
         OptionSpec("shm-size", value: "BYTES", help: "Size of /dev/shm (default 64m)"),
         OptionSpec("replace", help: "With --name: remove a container of that name first (stopping it), as podman's --replace"),
+        OptionSpec("label", short: "l", value: "KEY=VALUE", help: "A label of the container's own (inspect shows it with the image's)", repeatable: true),
         OptionSpec("env-host", help: "Pass all of urun's environment to the container (below -e and --env-file)"),
         OptionSpec("stop-timeout", value: "SECONDS", help: "Seconds `urun stop` waits before SIGKILL (default 10)"),
         OptionSpec("userns", value: "MODE", help: "auto (subordinate ids from /etc/subuid when granted; the default), subids (require them), single (only your own id), or keep-id[:uid=N,gid=N] (your uid and gid the same inside, as podman's)", choices: UserNamespaceMode.allCases.map(\.rawValue)),
@@ -188,6 +189,11 @@ enum ContainerOptions {
         spec.interactive = arguments.flag("interactive")
         if arguments.flag("replace") && arguments.value("name") == nil {
             throw UrunError.usage("--replace needs --name: it replaces the container of that name")
+        }
+        for label in arguments.values("label") {
+            let parts = label.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
+            guard !parts[0].isEmpty, !hasControlCharacters(label) else { throw UrunError.usage("--label \(printable(label)): expected KEY=VALUE") }
+            spec.labels[parts[0]] = parts.count == 2 ? parts[1] : ""
         }
         spec.ulimits = try arguments.values("ulimit").map(ulimit)
         spec.sysctls = try arguments.values("sysctl").map { (text) throws in try sysctl(text, network: spec.network) }

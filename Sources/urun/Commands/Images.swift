@@ -232,3 +232,41 @@ func treeSize(_ path: String) -> UInt64 {
     }
     return total
 }
+
+enum ImageInspectCommand: Command {
+    static let spec = CommandSpec(
+        name: "image inspect", abstract: "Show images of the cache as JSON, as docker image inspect",
+        options: [OptionSpec("format", short: "f", value: "TEMPLATE", help: "Print only {{.Path.To.Field}} of each")],
+        arguments: [ArgumentSpec("IMAGE", help: "A name, an id or a unique prefix of one", variadic: true)])
+
+    static func run(_ arguments: ParsedArguments, _ globals: Globals) throws -> Int32 {
+        let store = try imageStore(globals)
+        var results: [JSON] = []
+        for text in arguments.positionals {
+            let record = try cachedImage(store, text)
+            let config = record.config ?? ImageConfig()
+            let configJSON = config.json["config"] ?? .object([])
+            var object = JSON.object([
+                ("Id", .string("sha256:" + record.id)), ("RepoTags", .array(record.names.map(JSON.string))),
+                ("RepoDigests", .array(record.digest.map { digest in
+                    record.names.compactMap { name in
+                        name.lastIndex(of: ":").map { colon in JSON.string(String(name[..<colon]) + "@" + digest) }
+                    }
+                } ?? [])),
+                ("Created", .string(config.created ?? record.loaded.rfc3339)), ("Os", .string(config.os ?? "linux")),
+                ("Architecture", .string(config.architecture ?? "")), ("Config", configJSON),
+                ("RootFS", .object([("Type", .string("layers")), ("Layers", .array(record.layers.map { .string("sha256:" + $0) }))])),
+                ("Size", .int(store.size(record))),
+            ])
+            if let variant = config.variant { object["Variant"] = .string(variant) }
+            if let source = record.source { object["Source"] = .string(source) }
+            results.append(object)
+        }
+        if let format = arguments.value("format") {
+            for result in results { print(InspectCommand.fill(format, result)) }
+        } else {
+            print(JSON.array(results).pretty())
+        }
+        return 0
+    }
+}

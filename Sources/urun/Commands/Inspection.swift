@@ -32,13 +32,14 @@ enum PsCommand: Command {
                 "State": state.status.rawValue,
                 "CreatedAt": record.created.rfc3339,
                 "RunningFor": record.created.humanDistance() + " ago",
+                "Ports": state.ports.joined(separator: ", "),
             ])
         }
         if arguments.flag("quiet") {
             for row in rows { print(row["ID"]!) }
             return 0
         }
-        var format = arguments.value("format") ?? "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Names}}"
+        var format = arguments.value("format") ?? "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}"
         format = format.replacingAll("\\t", with: "\t")
         let table = format.hasPrefix("table ")
         if table { format.removeFirst(6) }
@@ -46,7 +47,7 @@ enum PsCommand: Command {
         if table {
             let headers = [
                 "ID": "CONTAINER ID", "Names": "NAMES", "Image": "IMAGE", "Command": "COMMAND", "Status": "STATUS",
-                "State": "STATE", "CreatedAt": "CREATED AT", "RunningFor": "CREATED",
+                "State": "STATE", "CreatedAt": "CREATED AT", "RunningFor": "CREATED", "Ports": "PORTS",
             ]
             lines.append(fill(format, headers).components(separatedBy: "\t"))
         }
