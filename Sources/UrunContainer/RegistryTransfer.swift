@@ -51,8 +51,9 @@ public struct RegistryTransfer {
 
     /// The image for `text`, pulled as the policy says.
     public func image(for text: String, platform: String?, showProgress: Bool) throws(UrunError) -> Image {
-        let reference = Self.reference(text)
-        if let reference, options.policy == .always || options.policy == .newer || text.hasPrefix(ImageStore.registrySource) {
+        // Parsed only where a pull may follow: the warm start of a cached image or archive does not pay for it.
+        let pullsFirst = options.policy == .always || options.policy == .newer || text.hasPrefix(ImageStore.registrySource)
+        if pullsFirst, let reference = Self.reference(text) {
             do {
                 return try pull(reference, platform: platform, showProgress: showProgress)
             } catch {
@@ -66,7 +67,9 @@ public struct RegistryTransfer {
         do {
             return try store.image(for: text, platform: platform, showProgress: showProgress)
         } catch .noSuchImage(let name) {
-            guard let reference, options.pullsMissing || options.policy != .missing else { throw .noSuchImage(name) }
+            guard let reference = Self.reference(text), options.pullsMissing || options.policy != .missing else {
+                throw .noSuchImage(name)
+            }
             // A name as the registry spells it (127.0.0.1:5000/app is app:latest there).
             if let record = store.find(reference.description) {
                 return try store.image(for: record.id, platform: platform, showProgress: showProgress)

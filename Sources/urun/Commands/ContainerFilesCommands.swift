@@ -49,22 +49,7 @@ enum ExportCommand: Command {
     static func run(_ arguments: ParsedArguments, _ globals: Globals) throws -> Int32 {
         let containers = try containers(globals)
         let files = ContainerFiles(containers, try containers.store.resolve(arguments.positionals[0]))
-        guard let path = arguments.value("output") else {
-            guard isatty(1) == 0 else { throw UrunError.usage("refusing to write an archive to a terminal: use -o FILE or redirect stdout") }
-            try files.export(to: 1)
-            return 0
-        }
-        let target = try UrunPaths.absolute(path)
-        let partial = target + ".partial-" + randomHex(bytes: 4)
-        let fd = try sys(.writeFile, path: partial) { open(partial, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644) }
-        do {
-            defer { closeQuietly(fd) }
-            try files.export(to: fd)
-            try sys(.writeFile, path: target) { rename(partial, target) }
-        } catch {
-            unlink(partial)
-            throw error
-        }
+        try writeArchive(to: arguments.value("output")) { fd in try files.export(to: fd) }
         return 0
     }
 }

@@ -5,13 +5,19 @@ import UrunImage
 import UrunKernel
 import UrunRegistry
 
+/// A registry reference as docker reads it, or a usage error naming what is
+/// wrong with it (`shown`: the text as the user wrote it).
+func registryReference(_ text: String, shown: String? = nil, what: String = "an image reference") throws -> ImageReference {
+    switch ImageReference.parse(text) {
+    case .success(let reference): return reference
+    case .failure(let error): throw UrunError.usage("\(printable(shown ?? text)): not \(what): \(error.reason)")
+    }
+}
+
 /// A name as the cache records it: a registry reference in full
 /// (`app` is `docker.io/library/app:latest`), as docker normalizes it.
 func imageName(_ text: String) throws -> String {
-    switch ImageReference.parse(text) {
-    case .success(let reference): return reference.description
-    case .failure(let error): throw UrunError.usage("\(printable(text)): not an image name: \(error.reason)")
-    }
+    try registryReference(text, what: "an image name").description
 }
 
 func cachedImage(_ store: ImageStore, _ text: String) throws -> ImageRecord {
@@ -66,23 +72,30 @@ enum SaveCommand: Command {
             let names = (asked.map { [$0] } ?? record.names).compactMap { try? imageName($0) }
             images.append((record, names))
         }
-        guard let path = arguments.value("output") else {
-            guard isatty(1) == 0 else { throw UrunError.usage("refusing to write an archive to a terminal: use -o FILE or redirect stdout") }
-            try store.save(images, format: format, to: 1)
-            return 0
-        }
-        let target = try UrunPaths.absolute(path)
-        let partial = target + ".partial-" + randomHex(bytes: 4)
-        let fd = try sys(.writeFile, path: partial) { open(partial, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644) }
-        do {
-            defer { closeQuietly(fd) }
-            try store.save(images, format: format, to: fd)
-            try sys(.writeFile, path: target) { rename(partial, target) }
-        } catch {
-            unlink(partial)
-            throw error
-        }
+        try writeArchive(to: arguments.value("output")) { fd in try store.save(images, format: format, to: fd) }
         return 0
+    }
+}
+
+/// `save` and `export`: the archive `write` produces, to `path` (written
+/// beside it and renamed into place whole, so a failure leaves no half
+/// archive), or to stdout when that is not a terminal.
+func writeArchive(to path: String?, _ write: (CInt) throws -> Void) throws {
+    guard let path else {
+        guard isatty(1) == 0 else { throw UrunError.usage("refusing to write an archive to a terminal: use -o FILE or redirect stdout") }
+        try write(1)
+        return
+    }
+    let target = try UrunPaths.absolute(path)
+    let partial = target + ".partial-" + randomHex(bytes: 4)
+    let fd = try sys(.writeFile, path: partial) { open(partial, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644) }
+    do {
+        defer { closeQuietly(fd) }
+        try write(fd)
+        try sys(.writeFile, path: target) { rename(partial, target) }
+    } catch {
+        unlink(partial)
+        throw error
     }
 }
 

@@ -45,11 +45,7 @@ enum PullCommand: Command {
     static func run(_ arguments: ParsedArguments, _ globals: Globals) throws -> Int32 {
         let text = arguments.positionals[0]
         let bare = text.hasPrefix(ImageStore.registrySource) ? String(text.dropFirst(ImageStore.registrySource.count)) : text
-        let reference: ImageReference
-        switch ImageReference.parse(bare) {
-        case .success(let parsed): reference = parsed
-        case .failure(let error): throw UrunError.usage("\(printable(text)): not an image reference: \(error.reason)")
-        }
+        let reference = try registryReference(bare, shown: text)
         let platform = try arguments.value("platform").map { (text) throws(UrunError) in try Platform.validated(text) }
         let puller = RegistryTransfer(store: try imageStore(globals), options: try RegistryFlags.parse(arguments))
         let image = try puller.pull(reference, platform: platform, showProgress: !arguments.flag("quiet"))
@@ -180,11 +176,7 @@ enum PushCommand: Command {
         let text = arguments.positionals[0]
         let record = try cachedImage(store, text)
         let destination = arguments.positionals.count > 1 ? arguments.positionals[1] : (record.name(matching: text) ?? text)
-        let reference: ImageReference
-        switch ImageReference.parse(destination) {
-        case .success(let parsed): reference = parsed
-        case .failure(let error): throw UrunError.usage("\(printable(destination)): not a registry reference: \(error.reason)")
-        }
+        let reference = try registryReference(destination, what: "a registry reference")
         try RegistryTransfer(store: store, options: try RegistryFlags.parse(arguments)).push(record, to: reference)
         return 0
     }
