@@ -49,6 +49,7 @@ public final class ContainerDirectory {
     /// Takes the lock of an existing container's directory: it is then ours
     /// to run. Fails when another supervisor runs it already.
     public func acquire() throws(UrunError) {
+        guard lock < 0 else { return }  // ours already: its monitor restarts it
         let fd = try sys(.createContainerDir, path: path) { open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC) }
         guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
             closeQuietly(fd)

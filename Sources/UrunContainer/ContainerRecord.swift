@@ -96,6 +96,10 @@ extension ContainerSpec {
         if let shmSize { object["shmSize"] = .int(shmSize) }
         if !labels.isEmpty { object["labels"] = .object(labels.sorted { $0.key < $1.key }.map { ($0.key, .string($0.value)) }) }
         if let keepID { object["keepID"] = .object([("uid", .int(keepID.uid)), ("gid", .int(keepID.gid))]) }
+        if restart != .no { object["restart"] = .string(restart.text) }
+        if let healthCheck { object["healthCheck"] = healthCheck.json }
+        if healthCheckDisabled { object["noHealthCheck"] = .bool(true) }
+        if !annotations.isEmpty { object["annotations"] = .object(annotations.sorted { $0.key < $1.key }.map { ($0.key, .string($0.value)) }) }
         return object
     }
 
@@ -127,6 +131,10 @@ extension ContainerSpec {
         sysctls = (json["sysctls"]?.members ?? []).compactMap { name, value in value.string.map { (name, $0) } }
         shmSize = json["shmSize"]?.uint64
         for (key, value) in json["labels"]?.members ?? [] { labels[key] = value.string ?? "" }
+        for (key, value) in json["annotations"]?.members ?? [] { annotations[key] = value.string ?? "" }
+        restart = (try? RestartPolicy(parsing: json["restart"]?.string ?? "no")) ?? .no
+        healthCheck = HealthCheck(json: json["healthCheck"])
+        healthCheckDisabled = json["noHealthCheck"]?.bool ?? false
         if let uid = json["keepID"]?["uid"]?.integer(UInt32.self), let gid = json["keepID"]?["gid"]?.integer(UInt32.self) {
             keepID = (uid, gid)
         }
@@ -158,6 +166,8 @@ extension ContainerSpec {
 /// A container's life, as docker names its states.
 public enum ContainerStatus: String, Sendable {
     case created, running, paused, exited
+    /// Exited, and its monitor will start it again (--restart) after a back-off.
+    case restarting
     /// `rm` has begun (removing.json): nothing starts it; `rm` finishes it.
     case removing
 }
@@ -181,6 +191,8 @@ public struct ContainerState: Sendable {
     /// container starts, so whatever else a full disk keeps from being
     /// written, `rm -f` can always find what to kill.
     public var monitor: ProcessIdentity?
+    /// How many times its monitor has restarted it (--restart), since `urun start`.
+    public var restartCount = 0
 
     public init() {}
 
@@ -194,6 +206,7 @@ public struct ContainerState: Sendable {
         if let exitCode { object["exitCode"] = .int(exitCode) }
         if let cgroup { object["cgroup"] = .string(cgroup) }
         if !ports.isEmpty { object["ports"] = .array(ports.map(JSON.string)) }
+        if restartCount > 0 { object["restartCount"] = .int(restartCount) }
         if let monitor {
             object["monitorPid"] = .int(monitor.pid)
             object["monitorStartTime"] = .int(monitor.startTime)
@@ -211,6 +224,7 @@ public struct ContainerState: Sendable {
         oomKilled = json["oomKilled"]?.bool ?? false
         cgroup = json["cgroup"]?.string
         ports = json["ports"]?.strings ?? []
+        restartCount = max(0, json["restartCount"]?.int ?? 0)
         if let pid = json["monitorPid"]?.integer(pid_t.self), let start = json["monitorStartTime"]?.uint64 {
             monitor = ProcessIdentity(pid: pid, startTime: start)
         }

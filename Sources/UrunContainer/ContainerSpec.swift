@@ -129,6 +129,13 @@ public struct ContainerSpec: Sendable {
     public var stopSignal: String?
     /// Seconds `urun stop` waits before SIGKILL (default 10).
     public var stopTimeout: Int?
+    /// --restart: what the monitor does when the command exits.
+    public var restart: RestartPolicy = .no
+    /// --health-cmd and its settings; else the image's HEALTHCHECK, unless --no-healthcheck.
+    public var healthCheck: HealthCheck?
+    public var healthCheckDisabled = false
+    /// --annotation KEY=VALUE: shown by inspect, handed to nothing else (OCI annotations).
+    public var annotations: [String: String] = [:]
     /// How ids are mapped: subordinate ranges when the user has some (auto).
     public var userNamespace: UserNamespaceMode = .auto
     /// --userns keep-id[:uid=N,gid=N]: the ids kept inside (nil: the caller's own).
@@ -172,6 +179,7 @@ public struct ContainerSpec: Sendable {
         spec.workingDirectory = workingDirectory ?? config.workingDir
         spec.user = user ?? config.user
         spec.stopSignal = stopSignal ?? config.stopSignal
+        if healthCheck == nil && !healthCheckDisabled { spec.healthCheck = HealthCheck(image: config.healthcheck) }
         if publishAll {
             // -P: each exposed port on a free host port, unless -p already publishes it.
             for exposed in config.exposedPorts {

@@ -69,7 +69,7 @@ public struct Containers: Sendable {
             throw .invalid("container \(record.name) is being removed; urun rm \(record.name) finishes it")
         }
         let state = store.state(record.id)
-        guard state.status != .running && state.status != .paused else { return nil }
+        guard ![.running, .paused, .restarting].contains(state.status) else { return nil }
 
         var report: [CInt] = [-1, -1]
         try sys(.superviseContainer) { urun_pipe2(&report, O_CLOEXEC) }
@@ -201,6 +201,12 @@ public struct Containers: Sendable {
     /// PR_SET_PDEATHSIG). Fails if something still holds the container after that.
     func killAll(_ record: ContainerRecord) throws(UrunError) {
         let state = store.state(record.id)
+        // Between restarts nothing runs but the monitor, waiting: it ends on SIGTERM.
+        if state.status == .restarting, let fd = state.monitor?.open() {
+            _ = urun_pidfd_send_signal(fd, SIGTERM)
+            closeQuietly(fd)
+            waitForMonitor(record.id, seconds: 5)
+        }
         if let path = state.cgroup { try? Cgroup(path: path).thaw() }
         if state.pid > 0, let fd = ProcessIdentity(pid: state.pid, startTime: state.pidStartTime).open() {
             _ = urun_pidfd_send_signal(fd, SIGKILL)
@@ -269,7 +275,7 @@ public struct Containers: Sendable {
         defer { closeQuietly(lock) }
         try requireExisting(record)
         let state = store.state(record.id)
-        if state.status == .running || state.status == .paused {
+        if [.running, .paused, .restarting].contains(state.status) {
             guard force else {
                 throw .invalid("cannot remove container \(record.name): it is \(state.status.rawValue); stop it first or use rm -f")
             }

@@ -255,9 +255,12 @@ public enum Doctor {
 
     static func network() -> Check {
         let name = "network helper"
-        switch NetworkHelper.choose(from: [.pasta, .slirp4netns]) {
+        switch NetworkHelper.choose(from: NetworkHelper.Kind.preferred(publishing: false)) {
         case .success(let kind):
-            return Check(name, .ok, "\(kind.rawValue) at \(kind.executable ?? "?"), /dev/net/tun usable")
+            let publishing = NetworkHelper.Kind.preferred(publishing: true).first { $0.executable != nil } ?? kind
+            let uses = publishing == kind ? "\(kind.rawValue) at \(kind.executable ?? "?")"
+                : "\(kind.rawValue) at \(kind.executable ?? "?"), \(publishing.rawValue) at \(publishing.executable ?? "?") with -p"
+            return Check(name, .ok, "\(uses), /dev/net/tun usable")
         case .failure(let error):
             let installed = NetworkHelper.Kind.allCases.contains { $0.executable != nil }
             let fix = installed ? "sudo chmod 0666 /dev/net/tun (stock Debian and Ubuntu have it so)" : "sudo apt-get install passt"

@@ -17,6 +17,10 @@ extension Containers {
             ("ExitCode", state.exitCode.map { .int($0) } ?? .null),
             ("StartedAt", .string(state.startedAt?.rfc3339 ?? "")), ("FinishedAt", .string(state.finishedAt?.rfc3339 ?? "")),
         ])
+        stateJSON["Restarting"] = .bool(state.status == .restarting)
+        if spec.healthCheck != nil {
+            stateJSON["Health"] = (store.health(record.id) ?? HealthState()).json
+        }
         if state.status == .exited && state.exitCode == nil {
             stateJSON["Error"] = .string("the exit status was not recorded: its supervisor was killed, or could not write the state (a full disk)")
         }
@@ -78,11 +82,18 @@ extension Containers {
         config["OpenStdin"] = .bool(spec.interactive)
         config["StopSignal"] = .string(spec.stopSignal ?? "SIGTERM")
         config["StopTimeout"] = .int(spec.stopTimeout ?? 10)
+        if let check = spec.healthCheck { config["Healthcheck"] = check.dockerJSON }
+        if !spec.annotations.isEmpty {
+            config["Annotations"] = .object(spec.annotations.sorted { $0.key < $1.key }.map { ($0.key, .string($0.value)) })
+        }
         var host = JSON.object([])
         host["NetworkMode"] = .string(spec.network.rawValue)
         host["ReadonlyRootfs"] = .bool(spec.readOnly)
         host["AutoRemove"] = .bool(record.autoRemove)
         host["Init"] = .bool(spec.useInit)
+        let maximumRetries: Int
+        if case .onFailure(let maximum) = spec.restart { maximumRetries = maximum } else { maximumRetries = 0 }
+        host["RestartPolicy"] = .object([("Name", .string(spec.restart.text)), ("MaximumRetryCount", .int(maximumRetries))])
         host["Limits"] = limits
         // Which ids exist inside: subordinate ranges, or only the caller's own
         // (then fake root, unless turned off). Docs/images.md explains both.
@@ -108,6 +119,7 @@ extension Containers {
         result["Path"] = .string(command[0])
         result["Args"] = .array(command.dropFirst().map(JSON.string))
         result["State"] = stateJSON
+        result["RestartCount"] = .int(state.restartCount)
         result["Image"] = .string(spec.image)
         result["ImageDigest"] = image
         result["Rootfs"] = rootfs

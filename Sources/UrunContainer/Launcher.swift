@@ -287,7 +287,7 @@ public struct Launcher {
         case .none, .host, .container: return nil
         case .pasta: kinds = [.pasta]
         case .slirp4netns: kinds = [.slirp4netns]
-        case .private, .auto: kinds = [.pasta, .slirp4netns]
+        case .private, .auto: kinds = NetworkHelper.Kind.preferred(publishing: !spec.ports.isEmpty)
         }
         switch NetworkHelper.choose(from: kinds) {
         case .success(let kind): return kind

@@ -8,27 +8,30 @@ import UrunProcess
 /// `urun monitor ID` in a session of its own (like conmon; not a daemon, one
 /// per container, gone when its container is). It holds the container's
 /// lock, starts it, writes its output to container.log, serves `urun attach`
-/// on a unix socket, records its exit status and finish time, removes its
-/// cgroup, and removes the whole container if it was started with --rm.
+/// on a unix socket, runs its health check, records its exit status and
+/// finish time, removes its cgroup, starts it again as --restart says, and
+/// removes the whole container if it was started with --rm.
 public struct Monitor {
     let store: ContainerStore
     let id: String
+    /// urun's global options (`--root DIR`), for the `urun exec` of a health check.
+    let globalArguments: [String]
 
-    public init(store: ContainerStore, id: String) {
+    public init(store: ContainerStore, id: String, globalArguments: [String] = []) {
         self.store = store
         self.id = id
+        self.globalArguments = globalArguments
     }
 
     /// Starts the container and reports on `report` (a pipe from the urun
     /// that asked, spoken as a `Channel`): `.listening` (with `waitForClient`,
     /// once the attach socket is ready), then `.started`, or `.failed` and
-    /// why. Then supervises it.
+    /// why. Then supervises it, restarting it as its policy says.
     public func run(report: CInt, waitForClient: Bool) -> Int32 {
         let record: ContainerRecord
+        let image: Image
         let directory = ContainerDirectory(in: store.dataDirectory, id: id)
         let launcher = Launcher(paths: store.paths)
-        var io = MonitorIO()
-        var started: StartedContainer?
         var listener: CInt = -1
         var firstClient: CInt = -1
         var handedStdin: CInt?
@@ -39,6 +42,7 @@ public struct Monitor {
             // that cannot be written (a full disk) fails the start here, with
             // nothing running, and `rm -f` can always find the supervisor.
             state.monitor = ProcessIdentity.of(getpid())
+            state.restartCount = 0
             try store.save(state, for: id)
             listener = try listen()
             if waitForClient {
@@ -47,55 +51,102 @@ public struct Monitor {
                 firstClient = accept(listener, seconds: 10)
                 handedStdin = receiveStdin(from: firstClient)
             }
-            let image = try Self.image(for: record, cache: store.paths.cache)
-            io = try MonitorIO(spec: record.spec, stdin: handedStdin)
-            let container = try launcher.start(record.spec, image: image, directory: directory, io: io.childIO, ephemeral: false)
-            started = container
-            state.status = .running
-            state.pid = container.pid
-            state.pidStartTime = ProcessIdentity.of(container.pid)?.startTime ?? 0
-            state.startedAt = container.startedAt
-            state.finishedAt = nil
-            state.exitCode = nil
-            state.oomKilled = false
-            state.cgroup = container.cgroup?.cgroup.path
-            state.ports = container.network?.ports.map(\.description) ?? []
-            // A container urun cannot see must not run: if its state cannot be
-            // written, it is killed before anyone is told it started.
-            try store.save(state, for: id)
+            image = try Self.image(for: record, cache: store.paths.cache)
         } catch {
-            if let container = started {
-                _ = urun_pidfd_send_signal(container.pidfd, SIGKILL)
-                var status: CInt = 0
-                while waitpid(container.pid, &status, 0) < 0 && errno == EINTR {}
-                launcher.finish(container, report: false)
-            }
-            Channel.send(.failed(error), on: report)
-            closeQuietly(listener)
-            unlink(store.attachSocket(id))
-            directory.release()
-            return error.exitCode
+            return failed(error, report: report, listener: listener, directory: directory)
         }
-        guard let started else { return 125 }
-        io.closeChildEnds()
-        Channel.send(.started, on: report)
-        closeQuietly(report)
-        // The monitor lives as long as its container: give back the pages
-        // that start-up touched; the relay loop refaults the few it needs.
-        urun_drop_executable_pages()
 
-        let log = try? ContainerLog(path: store.logFile(id))
-        let (status, clients) = serve(started, io: &io, log: log, listener: listener, firstClient: firstClient)
+        var reportTo: CInt? = report
+        var clients: [CInt] = []
+        var quickRestarts = 0
+        while true {
+            var io = MonitorIO()
+            var started: StartedContainer?
+            do throws(UrunError) {
+                io = try MonitorIO(spec: record.spec, stdin: handedStdin)
+                handedStdin = nil
+                let container = try launcher.start(record.spec, image: image, directory: directory, io: io.childIO, ephemeral: false)
+                started = container
+                store.resetHealth(id)
+                state.status = .running
+                state.pid = container.pid
+                state.pidStartTime = ProcessIdentity.of(container.pid)?.startTime ?? 0
+                state.startedAt = container.startedAt
+                state.finishedAt = nil
+                state.exitCode = nil
+                state.oomKilled = false
+                state.cgroup = container.cgroup?.cgroup.path
+                state.ports = container.network?.ports.map(\.description) ?? []
+                // A container urun cannot see must not run: if its state cannot be
+                // written, it is killed before anyone is told it started.
+                try store.save(state, for: id)
+            } catch {
+                if let container = started {
+                    _ = urun_pidfd_send_signal(container.pidfd, SIGKILL)
+                    var status: CInt = 0
+                    while waitpid(container.pid, &status, 0) < 0 && errno == EINTR {}
+                    launcher.finish(container, report: false)
+                }
+                guard reportTo == nil else { return failed(error, report: report, listener: listener, directory: directory) }
+                // A restart that cannot start ends the restarts; its log says why.
+                if let log = try? ContainerLog(path: store.logFile(id)) {
+                    Array("urun: restart failed: \(error)\n".utf8).withUnsafeBytes { log.append($0, stream: "stderr") }
+                    log.flush()
+                }
+                state.status = .exited
+                state.exitCode = error.exitCode
+                state.finishedAt = .now()
+                state.pid = 0
+                try? store.save(state, for: id)
+                break
+            }
+            guard let started else { return 125 }
+            io.closeChildEnds()
+            if let reportTo {
+                Channel.send(.started, on: reportTo)
+                closeQuietly(reportTo)
+                // The monitor lives as long as its container: give back the pages
+                // that start-up touched; the relay loop refaults the few it needs.
+                urun_drop_executable_pages()
+            }
+            reportTo = nil
+
+            let log = try? ContainerLog(path: store.logFile(id))
+            let status: ExitStatus
+            (status, clients) = serve(started, io: &io, log: log, listener: listener,
+                                      firstClient: firstClient, health: record.spec.healthCheck)
+            firstClient = -1
+            log?.flush()
+
+            state.status = .exited
+            state.exitCode = status.code
+            state.finishedAt = .now()
+            state.pid = 0
+            state.oomKilled = launcher.finish(started, report: false)
+            // Nothing is left running if this fails: `ps` then shows the exit as unknown.
+            try? store.save(state, for: id)
+
+            // `stop` and `rm` hold the verb lock while the container ends: an
+            // exit they asked for is final.
+            let verb = try? store.lockVerbs(id, wait: false)
+            if let verb { closeQuietly(verb) }
+            let ranLong = state.startedAt.map { Timestamp.now().seconds - $0.seconds >= 10 } ?? false
+            quickRestarts = ranLong ? 0 : quickRestarts + 1
+            guard record.spec.restart.restarts(afterExit: status.code, restarts: state.restartCount, stoppedByUser: verb == nil) else { break }
+            // Clients attached to this run learn how it ended; they may attach to the next.
+            sendExitCode(status.code, to: clients)
+            clients = []
+            state.status = .restarting
+            try? store.save(state, for: id)
+            guard backOff(milliseconds: RestartPolicy.delayMilliseconds(beforeRestart: quickRestarts)) else {
+                state.status = .exited
+                try? store.save(state, for: id)
+                break
+            }
+            state.restartCount += 1
+        }
         closeQuietly(listener)
-        log?.flush()
-
-        state.status = .exited
-        state.exitCode = status.code
-        state.finishedAt = .now()
-        state.pid = 0
         state.monitor = nil
-        state.oomKilled = launcher.finish(started, report: false)
-        // Nothing is left running if this fails: `ps` then shows the exit as unknown.
         try? store.save(state, for: id)
         unlink(store.attachSocket(id))
         // --rm: removed as `rm` removes, unless a verb (`rm`, `stop`) holds the
@@ -110,11 +161,59 @@ public struct Monitor {
         }
         // Attached clients learn the exit code last, as docker's do: when
         // `urun run --rm` returns, the container is gone.
+        sendExitCode(state.exitCode ?? 125, to: clients)
+        return 0
+    }
+
+    /// A start that failed: reported to the urun that asked, nothing left behind.
+    private func failed(_ error: UrunError, report: CInt, listener: CInt, directory: ContainerDirectory) -> Int32 {
+        Channel.send(.failed(error), on: report)
+        closeQuietly(listener)
+        unlink(store.attachSocket(id))
+        directory.release()
+        return error.exitCode
+    }
+
+    private func sendExitCode(_ code: Int32, to clients: [CInt]) {
         for client in clients {
-            _ = sendAll(client, AttachFrame.encode(AttachFrame.exitCode, AttachFrame.code(status.code)))
+            _ = sendAll(client, AttachFrame.encode(AttachFrame.exitCode, AttachFrame.code(code)))
             closeQuietly(client)
         }
-        return 0
+    }
+
+    /// Waits before a restart; false when a signal (`urun stop` of a
+    /// restarting container sends SIGTERM) or a verb says not to restart.
+    private func backOff(milliseconds: Int) -> Bool {
+        var blocked = blockSupervisedSignals()
+        let signals = urun_signalfd(&blocked)
+        defer { closeQuietly(signals) }
+        let deadline = monotonicSeconds() + Double(milliseconds) / 1000
+        while true {
+            let left = Int((deadline - monotonicSeconds()) * 1000)
+            if left <= 0 { return true }
+            var ready = pollfd(fd: signals, events: Int16(POLLIN), revents: 0)
+            if poll(&ready, 1, CInt(min(left, 250))) == 1 {
+                var signo: CInt = 0, code: CInt = 0, sender: CInt = 0
+                while urun_read_signal(signals, &signo, &code, &sender) == 1 {
+                    if signo != SIGCHLD && signo != SIGHUP && signo != SIGWINCH { return false }
+                }
+            }
+        }
+    }
+
+    /// Collects a finished check's result, or starts the next one when due
+    /// (not while the container is paused: frozen, it could not answer).
+    private func runHealthCheck(_ check: HealthCheck, probe: inout HealthProbe?, nextCheck: inout Double, startedAt: Timestamp) {
+        if let running = probe {
+            guard let result = running.result() else { return }
+            store.recordHealth(id, result, check: check, containerStarted: startedAt)
+            probe = nil
+            nextCheck = monotonicSeconds() + Double(check.intervalMilliseconds) / 1000
+        }
+        guard monotonicSeconds() >= nextCheck else { return }
+        nextCheck = monotonicSeconds() + Double(check.intervalMilliseconds) / 1000
+        guard store.state(id).status == .running else { return }
+        probe = HealthProbe.start(check, container: id, globalArguments: globalArguments)
     }
 
     /// The attach socket, listening (replacing one a killed monitor left).
@@ -157,8 +256,11 @@ public struct Monitor {
     /// their input to the container, until its PID 1 exits. Returns its exit
     /// status and the clients still attached, who are owed it.
     private func serve(
-        _ started: StartedContainer, io: inout MonitorIO, log: ContainerLog?, listener: CInt, firstClient: CInt
+        _ started: StartedContainer, io: inout MonitorIO, log: ContainerLog?, listener: CInt, firstClient: CInt, health: HealthCheck?
     ) -> (ExitStatus, clients: [CInt]) {
+        var probe: HealthProbe?
+        var nextCheck = monotonicSeconds() + Double(health?.intervalMilliseconds ?? 0) / 1000
+        defer { _ = probe?.result(force: true) }
         var blocked = started.blockedSignals
         let signals = urun_signalfd(&blocked)
         defer { closeQuietly(signals) }
@@ -181,8 +283,17 @@ public struct Monitor {
             let polledClients = clients.count
             for client in clients { fds.append(pollfd(fd: client.fd, events: Int16(POLLIN), revents: 0)) }
             // Once PID 1 is gone, drain what is left, but never wait forever.
-            let ready = poll(&fds, nfds_t(fds.count), status == nil ? -1 : 200)
+            var timeout: CInt = status == nil ? -1 : 200
+            if health != nil && status == nil {
+                let untilCheck = probe?.remainingMilliseconds ?? max(0, Int((nextCheck - monotonicSeconds()) * 1000))
+                timeout = CInt(min(untilCheck, HealthCheck.maximumMilliseconds))
+            }
+            let ready = poll(&fds, nfds_t(fds.count), timeout)
             if ready < 0 && errno == EINTR { continue }
+            if let health, status == nil {
+                runHealthCheck(health, probe: &probe, nextCheck: &nextCheck, startedAt: started.startedAt)
+                if ready == 0 { continue }
+            }
             if ready == 0 { break }
 
             if fds[0].revents != 0 {

@@ -12,6 +12,8 @@ public struct ImageConfig: Equatable, Sendable {
     /// ExposedPorts' keys: "80/tcp", "53/udp" (what -P publishes).
     public var exposedPorts: [String] = []
     public var labels: [String: String] = [:]
+    /// docker's Healthcheck object as the image has it (UrunContainer reads it).
+    public var healthcheck: JSON?
     /// The image's history entries, as they are (commit adds one).
     public var history: [JSON] = []
     public var os: String?
@@ -36,6 +38,7 @@ public struct ImageConfig: Equatable, Sendable {
         stopSignal = config?["StopSignal"]?.string.flatMap { $0.isEmpty ? nil : $0 }
         exposedPorts = (config?["ExposedPorts"]?.members ?? []).map(\.0).sorted()
         for (key, value) in config?["Labels"]?.members ?? [] { labels[key] = value.string ?? "" }
+        healthcheck = config?["Healthcheck"].flatMap { $0.members == nil ? nil : $0 }
         history = json["history"]?.array ?? []
         os = json["os"]?.string
         architecture = json["architecture"]?.string
@@ -57,6 +60,7 @@ public struct ImageConfig: Equatable, Sendable {
         if let stopSignal { config["StopSignal"] = .string(stopSignal) }
         if !exposedPorts.isEmpty { config["ExposedPorts"] = .object(exposedPorts.map { ($0, .object([])) }) }
         if !labels.isEmpty { config["Labels"] = .object(labels.sorted { $0.key < $1.key }.map { ($0.key, .string($0.value)) }) }
+        if let healthcheck { config["Healthcheck"] = healthcheck }
         var object = JSON.object([
             ("config", config), ("rootfs", .object([("diff_ids", .array(diffIDs.map { .string("sha256:" + $0) }))])),
         ])

@@ -5,9 +5,9 @@ import UrunKernel
 /// The user-mode network of a container: a helper joined to the container's
 /// user and network namespaces that gives it an interface, outbound TCP, UDP
 /// and ICMP through the host's own sockets, DNS through a forwarding address,
-/// and the published ports. pasta (Debian's `passt`) first: the container
-/// sees the host's addresses and routes; slirp4netns otherwise, on its
-/// 10.0.2.0/24 network, as podman does.
+/// and the published ports: pasta (Debian's `passt`), where the container
+/// sees the host's addresses and routes, or slirp4netns, on its own
+/// 10.0.2.0/24 network, as podman has them (`Kind.preferred` says which).
 ///
 /// The helper runs as the user, as a child of urun (or of the container's
 /// monitor) that dies with it (PR_SET_PDEATHSIG): it is stopped and reaped
@@ -24,6 +24,15 @@ public final class NetworkHelper: @unchecked Sendable {
 
         /// Where the container sends DNS queries; the helper hands them to the host's resolver.
         public var dnsAddress: String { self == .pasta ? "169.254.1.1" : "10.0.2.3" }
+
+        /// The order `private` tries them in. The container waits for its
+        /// helper before its command runs, so without published ports the one
+        /// that starts fastest comes first (slirp4netns is ready in about 3 ms,
+        /// pasta's own set-up takes over 20: Docs/performance.md); with ports,
+        /// pasta, which forwards them at nearly the host's loopback rate.
+        public static func preferred(publishing: Bool) -> [Kind] {
+            publishing ? [.pasta, .slirp4netns] : [.slirp4netns, .pasta]
+        }
 
         /// The executable, from PATH as podman finds it, or nil.
         public var executable: String? { try? lookupCommand(rawValue, path: environment("PATH") ?? defaultPath) }

@@ -92,7 +92,7 @@ static func usage(_ error: UsageError) -> Int32 {
 /// habit, each is said to be no urun command rather than taken for an image.
 let otherToolsVerbs: Set<String> = [
     "build", "builder", "buildx", "compose", "config", "container", "context", "diff", "events",
-    "generate", "healthcheck", "history", "info", "init", "kube",
+    "history", "info", "init", "kube",
     "machine", "manifest", "mount", "network", "pod", "port", "rename", "search", "secret",
     "service", "stack", "swarm", "top", "trust", "unmount", "untag", "update", "version",
 ]
@@ -129,7 +129,7 @@ var commands: [any Command.Type] {
         CommitCommand.self, ExportCommand.self, PullCommand.self,
         PushCommand.self, LoginCommand.self, LogoutCommand.self, ImagesCommand.self, ImageInspectCommand.self, TagCommand.self, SaveCommand.self, LoadCommand.self,
         ImportCommand.self, RmiCommand.self, VolumeCreateCommand.self, VolumeListCommand.self, VolumeInspectCommand.self,
-        VolumeRemoveCommand.self, VolumePruneCommand.self, UnshareCommand.self, ImagePruneCommand.self, SystemPruneCommand.self, SystemDfCommand.self, DoctorCommand.self, CompletionCommand.self,
+        VolumeRemoveCommand.self, VolumePruneCommand.self, HealthcheckRunCommand.self, GenerateSystemdCommand.self, UnshareCommand.self, ImagePruneCommand.self, SystemPruneCommand.self, SystemDfCommand.self, DoctorCommand.self, CompletionCommand.self,
         MonitorCommand.self, ManPageCommand.self,
     ]
 }

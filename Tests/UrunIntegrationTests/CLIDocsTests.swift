@@ -36,7 +36,7 @@ import UrunTestSupport
                 let words = line.split(separator: " ")
                 guard let first = words.first else { return nil }
                 // Two-word verbs: "image prune", "system df", "volume ls".
-                if ["image", "system", "volume"].contains(String(first)), words.count > 1 { return "\(first) \(words[1])" }
+                if ["image", "system", "volume", "healthcheck", "generate"].contains(String(first)), words.count > 1 { return "\(first) \(words[1])" }
                 return String(first)
             }
         #expect(verbs.count >= 20, "\(global)")

@@ -33,7 +33,7 @@ let pastaAvailable: ConditionTrait = .enabled(
     func hostSide(_ script: String) -> Outcome { h.runAsUser(["/bin/sh", "-c", script]) }
 
     @Test func privateHasAnInterfaceARouteAndDNS() {
-        let r = h.urun([h.image(), "sh", "-c", "ip -o -4 addr show eth0 | grep -c inet; ip route | grep -c '^default'; grep nameserver /etc/resolv.conf; grep -c host.containers.internal /etc/hosts"])
+        let r = h.urun(["--network", "pasta", h.image(), "sh", "-c", "ip -o -4 addr show eth0 | grep -c inet; ip route | grep -c '^default'; grep nameserver /etc/resolv.conf; grep -c host.containers.internal /etc/hosts"])
         #expect(r.lines == ["1", "1", "nameserver 169.254.1.1", "1"], "\(r)")
         let none = h.urun(["--network", "none", h.image(), "ls", "/sys/class/net"])
         #expect(none.lines == ["lo"], "\(none)")
@@ -88,7 +88,7 @@ let pastaAvailable: ConditionTrait = .enabled(
 
     @Test func theHelperDiesWithAKilledUrun() throws {
         // setpriv and env exec urun: the process started is urun, pasta's parent.
-        let urun = h.start([h.binary, h.image(), "sleep", "3131"], environment: ["URUN_ROOT": h.sharedRoot])
+        let urun = h.start([h.binary, "--network", "pasta", h.image(), "sleep", "3131"], environment: ["URUN_ROOT": h.sharedRoot])
         var pasta: pid_t?
         #expect(waitFor {
             pasta = pid_t(Harness.sh("pgrep -P \(urun.processIdentifier) -f '^/usr/bin/pasta '").text)
@@ -154,14 +154,24 @@ let pastaAvailable: ConditionTrait = .enabled(
         #expect(Harness.sh("ls -d /tmp/urun-slirp-* 2>/dev/null").stdout.isEmpty, "the API socket's directory is removed")
     }
 
-    /// Without pasta on PATH the default network comes from slirp4netns.
-    @Test func theDefaultFallsBackToSlirp4netns() throws {
+    /// The default network without published ports comes from slirp4netns,
+    /// the helper that starts fastest; with ports from pasta; each falls back
+    /// to the other where only one is installed.
+    @Test func theDefaultHelperDependsOnPublishedPorts() throws {
         try #require(access("/usr/bin/slirp4netns", X_OK) == 0, "slirp4netns is not installed (apt-get install slirp4netns)")
+        let address = "ip -o -4 addr show eth0 | awk '{print $4}'"
+        let plain = h.urun([h.image(), "sh", "-c", address])
+        #expect(plain.status == 0 && plain.lines == ["10.0.2.100/24"], "\(plain)")
+        let published = h.urun(["-p", "18095:80", h.image(), "sh", "-c", address + "; grep nameserver /etc/resolv.conf"])
+        #expect(published.status == 0 && published.lines.last == "nameserver 169.254.1.1" && !published.stdout.contains("10.0.2.100"), "\(published)")
+
+        let pastaOnly = h.urun([h.image(), "sh", "-c", "grep nameserver /etc/resolv.conf"], environment: ["PATH": h.pathDirectory(linking: ["/usr/bin/pasta"])])
+        #expect(pastaOnly.lines == ["nameserver 169.254.1.1"], "\(pastaOnly)")
         let bin = h.pathDirectory(linking: ["/usr/bin/slirp4netns"])
-        let r = h.urun([h.image(), "sh", "-c", "ip -o -4 addr show eth0 | awk '{print $4}'"], environment: ["PATH": bin])
+        let r = h.urun(["-p", "18096:80", h.image(), "sh", "-c", address], environment: ["PATH": bin])
         #expect(r.status == 0 && r.lines == ["10.0.2.100/24"], "\(r)")
         let neither = h.urun([h.image(), "ls", "/sys/class/net"], environment: ["PATH": "/nonexistent"])
-        #expect(neither.lines == ["lo"] && neither.stderr.contains("apt-get install passt or slirp4netns"), "\(neither)")
+        #expect(neither.lines == ["lo"] && neither.stderr.contains("apt-get install slirp4netns or passt"), "\(neither)")
         let explicit = h.urun(["--network", "private", h.image(), "true"], environment: ["PATH": "/nonexistent"])
         #expect(explicit.status == 125 && explicit.stderr.contains("not installed"), "\(explicit)")
     }

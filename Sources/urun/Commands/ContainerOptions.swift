@@ -25,7 +25,7 @@ enum ContainerOptions {
         OptionSpec("mount", value: "type=bind|volume|tmpfs,src=SRC,dst=DST[,ro]", help: "A mount, docker's long form: a host path, a named volume or a tmpfs (tmpfs-size=, tmpfs-mode=)", repeatable: true),
         OptionSpec("tmpfs", value: "DST[:OPTS]", help: "Mount a tmpfs (OPTS: size=64m,mode=1777,exec,...)", repeatable: true),
         OptionSpec("read-only", help: "Mount the container's root read-only"),
-        OptionSpec("network", value: "MODE", help: "private (own network through pasta, else slirp4netns), none (loopback only), host, pasta, slirp4netns, container:NAME (another container's); default: private when a helper can run, else none", choices: NetworkMode.names.filter { !$0.contains(":") }),
+        OptionSpec("network", value: "MODE", help: "private (own network: slirp4netns, or pasta when ports are published), none (loopback only), host, pasta, slirp4netns, container:NAME (another container's); default: private when a helper can run, else none", choices: NetworkMode.names.filter { !$0.contains(":") }),
         OptionSpec("publish", short: "p", value: "[IP:]HOST:CONTAINER[/udp]", help: "Publish a container port on the host (ranges: 8000-8009:80-89)", repeatable: true),
         OptionSpec("publish-all", short: "P", help: "Publish every port the image exposes, each on a free host port"),
         OptionSpec("mtu", value: "BYTES", help: "MTU of the container's interface (default 65520)"),
@@ -44,6 +44,15 @@ enum ContainerOptions {
         OptionSpec("label", short: "l", value: "KEY=VALUE", help: "A label of the container's own (inspect shows it with the image's)", repeatable: true),
         OptionSpec("env-host", help: "Pass all of urun's environment to the container (below -e and --env-file)"),
         OptionSpec("stop-timeout", value: "SECONDS", help: "Seconds `urun stop` waits before SIGKILL (default 10)"),
+        OptionSpec("restart", value: "POLICY", help: "Restart the command when it exits: no (default), on-failure[:N] (a non-zero exit, at most N times), always, unless-stopped; the container's monitor restarts it (nothing does after a reboot: see urun generate systemd)"),
+        OptionSpec("health-cmd", value: "COMMAND", help: "A shell command run in the container to check its health (exit 0: healthy)"),
+        OptionSpec("health-interval", value: "DURATION", help: "Time between health checks (default 30s; 500ms, 1m30s, ...)"),
+        OptionSpec("health-timeout", value: "DURATION", help: "Time a health check may take before it counts as failed (default 30s)"),
+        OptionSpec("health-retries", value: "N", help: "Failures in a row that make the container unhealthy (default 3)"),
+        OptionSpec("health-start-period", value: "DURATION", help: "Time after the start during which failures do not count (default 0s)"),
+        OptionSpec("no-healthcheck", help: "Do not run the image's HEALTHCHECK"),
+        OptionSpec("annotation", value: "KEY=VALUE", help: "An annotation of the container (OCI; inspect shows it)", repeatable: true),
+        OptionSpec("cidfile", value: "FILE", help: "Write the container's id to FILE (which must not exist)", files: true),
         OptionSpec("userns", value: "MODE", help: "auto (subordinate ids from /etc/subuid when granted; the default), subids (require them), single (only your own id), or keep-id[:uid=N,gid=N] (your uid and gid the same inside, as podman's)", choices: UserNamespaceMode.allCases.map(\.rawValue)),
         OptionSpec("fake-root", value: "BOOL", help: "Make chown, setuid and device mknod succeed without effect (default: when only your own id is mapped)", choices: ["true", "false"], implicitValue: "true"),
         OptionSpec("cap-add", value: "CAP", help: "Add a capability (CHOWN or CAP_CHOWN; ALL for every one)", repeatable: true),
@@ -190,10 +199,18 @@ enum ContainerOptions {
         if arguments.flag("replace") && arguments.value("name") == nil {
             throw UrunError.usage("--replace needs --name: it replaces the container of that name")
         }
-        for label in arguments.values("label") {
-            let parts = label.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
-            guard !parts[0].isEmpty, !hasControlCharacters(label) else { throw UrunError.usage("--label \(printable(label)): expected KEY=VALUE") }
-            spec.labels[parts[0]] = parts.count == 2 ? parts[1] : ""
+        spec.labels = try keyValues(arguments, "label")
+        spec.annotations = try keyValues(arguments, "annotation")
+        if let restart = arguments.value("restart") {
+            spec.restart = try RestartPolicy(parsing: restart)
+            if spec.restart != .no && arguments.flag("rm") {
+                throw UrunError.usage("--restart \(restart) conflicts with --rm: a container removed when it exits cannot be restarted")
+            }
+        }
+        spec.healthCheck = try healthCheck(arguments)
+        spec.healthCheckDisabled = arguments.flag("no-healthcheck")
+        if spec.healthCheckDisabled && spec.healthCheck != nil {
+            throw UrunError.usage("--no-healthcheck conflicts with --health-cmd")
         }
         spec.ulimits = try arguments.values("ulimit").map(ulimit)
         spec.sysctls = try arguments.values("sysctl").map { (text) throws in try sysctl(text, network: spec.network) }
@@ -394,6 +411,66 @@ enum ContainerOptions {
     }
 
     /// A number of seconds for a stop timeout: 0 up to what poll(2) can wait.
+    /// --cidfile FILE, refused before anything is created if FILE exists (as docker).
+    static func cidfile(_ arguments: ParsedArguments) throws -> String? {
+        guard let path = arguments.value("cidfile") else { return nil }
+        guard !path.isEmpty, fileStatus(path) == nil else {
+            throw UrunError.usage("--cidfile \(printable(path)): the file exists (another container's id?); remove it or name another")
+        }
+        return path
+    }
+
+    /// Writes the new container's id; the container goes again if it cannot be written.
+    static func writeCidfile(_ path: String?, _ record: ContainerRecord, _ containers: Containers) throws {
+        guard let path else { return }
+        do throws(UrunError) {
+            try writeFile(path, record.id, mode: 0o644, flags: O_CREAT | O_EXCL)
+        } catch {
+            try? containers.remove(record, force: true)
+            throw error
+        }
+    }
+
+    /// Repeated KEY=VALUE flags (--label, --annotation); KEY alone is an empty value.
+    static func keyValues(_ arguments: ParsedArguments, _ flag: String) throws -> [String: String] {
+        var result: [String: String] = [:]
+        for entry in arguments.values(flag) {
+            let parts = entry.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
+            guard !parts[0].isEmpty, !hasControlCharacters(entry) else { throw UrunError.usage("--\(flag) \(printable(entry)): expected KEY=VALUE") }
+            result[parts[0]] = parts.count == 2 ? parts[1] : ""
+        }
+        return result
+    }
+
+    /// --health-cmd and its settings. The settings alone would change the
+    /// image's check; urun asks for the command with them instead.
+    static func healthCheck(_ arguments: ParsedArguments) throws -> HealthCheck? {
+        let settings = ["health-interval", "health-timeout", "health-retries", "health-start-period"]
+        guard let command = arguments.value("health-cmd") else {
+            if let flag = settings.first(where: { arguments.has($0) }) {
+                throw UrunError.usage("--\(flag) needs --health-cmd (give the check's command with its settings)")
+            }
+            return nil
+        }
+        guard !command.isEmpty else { throw UrunError.usage("--health-cmd: the command is empty (--no-healthcheck turns the image's off)") }
+        var check = HealthCheck(shellCommand: command)
+        func duration(_ flag: String, minimum: Int) throws -> Int? {
+            guard let text = arguments.value(flag) else { return nil }
+            guard let value = HealthCheck.milliseconds(text), value >= minimum else {
+                throw UrunError.usage("--\(flag) \(printable(text)): expected a duration such as 500ms, 30s or 1m30s\(minimum > 0 ? ", above 0" : ""), at most a year")
+            }
+            return value
+        }
+        check.intervalMilliseconds = try duration("health-interval", minimum: 1) ?? check.intervalMilliseconds
+        check.timeoutMilliseconds = try duration("health-timeout", minimum: 1) ?? check.timeoutMilliseconds
+        check.startPeriodMilliseconds = try duration("health-start-period", minimum: 0) ?? check.startPeriodMilliseconds
+        if let retries = try arguments.int("health-retries") {
+            guard (1...1_000_000).contains(retries) else { throw UrunError.usage("--health-retries \(retries): expected 1 to 1000000") }
+            check.retries = retries
+        }
+        return check
+    }
+
     static func stopTimeout(_ arguments: ParsedArguments, _ flag: String) throws -> Int? {
         guard let seconds = try arguments.int(flag) else { return nil }
         guard (0...maxStopTimeout).contains(seconds) else {

@@ -21,14 +21,14 @@ enum PsCommand: Command {
         var rows: [[String: String]] = []
         for record in containers.store.all() {
             let state = containers.store.state(record.id)
-            if !arguments.flag("all") && state.status != .running && state.status != .paused { continue }
+            if !arguments.flag("all") && ![.running, .paused, .restarting].contains(state.status) { continue }
             let command = record.spec.effectiveCommand.joined(separator: " ")
             rows.append([
                 "ID": full ? record.id : String(record.id.prefix(12)),
                 "Names": record.name,
                 "Image": baseName(of: record.spec.image),
                 "Command": "\"" + (full || command.count <= 20 ? command : String(command.prefix(19)) + "…") + "\"",
-                "Status": status(state),
+                "Status": status(state, health: record.spec.healthCheck == nil ? nil : containers.store.health(record.id) ?? HealthState()),
                 "State": state.status.rawValue,
                 "CreatedAt": record.created.rfc3339,
                 "RunningFor": record.created.humanDistance() + " ago",
@@ -56,14 +56,19 @@ enum PsCommand: Command {
         return 0
     }
 
-    static func status(_ state: ContainerState) -> String {
+    /// docker's STATUS column: "Up 5 seconds (healthy)", "Restarting (1) 2 seconds ago".
+    static func status(_ state: ContainerState, health: HealthState?) -> String {
+        let exit = state.exitCode.map(String.init) ?? "unknown"
+        let finished = state.finishedAt.map { $0.humanDistance() + " ago" } ?? ""
         switch state.status {
         case .created: return "Created"
-        case .running: return "Up " + (state.startedAt?.humanDistance() ?? "")
+        case .running:
+            let up = "Up " + (state.startedAt?.humanDistance() ?? "")
+            guard let health else { return up }
+            return up + (health.status == .starting ? " (health: starting)" : " (\(health.status.rawValue))")
         case .paused: return "Up " + (state.startedAt?.humanDistance() ?? "") + " (Paused)"
-        case .exited:
-            let code = state.exitCode.map(String.init) ?? "unknown"
-            return "Exited (\(code)) " + (state.finishedAt.map { $0.humanDistance() + " ago" } ?? "")
+        case .exited: return "Exited (\(exit)) " + finished
+        case .restarting: return "Restarting (\(exit)) " + finished
         case .removing: return "Removal In Progress"
         }
     }

@@ -244,6 +244,6 @@ enum MonitorCommand: Command {
 
     static func run(_ arguments: ParsedArguments, _ globals: Globals) throws -> Int32 {
         let store = ContainerStore(paths: try globals.paths())
-        return Monitor(store: store, id: arguments.positionals[0]).run(report: 3, waitForClient: arguments.flag("attach"))
+        return Monitor(store: store, id: arguments.positionals[0], globalArguments: globals.arguments).run(report: 3, waitForClient: arguments.flag("attach"))
     }
 }

@@ -40,8 +40,10 @@ enum RunCommand: Command {
         try ContainerOptions.startExplaining(arguments)
         let detach = arguments.flag("detach")
         let name = arguments.value("name")
-        // Kept unless --rm, or an unnamed foreground run without --rm=false (Docs/design.md says why).
-        let autoRemove = arguments.has("rm") ? arguments.flag("rm") : !(detach || name != nil)
+        // Kept unless --rm, or an unnamed foreground run without --rm=false
+        // (Docs/design.md says why); one with --restart is kept, as docker keeps it.
+        let autoRemove = arguments.has("rm") ? arguments.flag("rm") : !(detach || name != nil || spec.restart != .no)
+        let cidfile = try ContainerOptions.cidfile(arguments)
         if !detach && !arguments.has("tty") && isatty(0) == 1 && isatty(1) == 1 {
             // `urun alpine.tar sh` at a terminal is an interactive shell.
             spec.tty = true
@@ -56,7 +58,7 @@ enum RunCommand: Command {
             print(try Launcher(paths: paths).plan(for: spec).config().pretty())
             return 0
         }
-        if !detach && autoRemove && name == nil {
+        if !detach && autoRemove && name == nil && cidfile == nil {
             // Like running a command: stdin is the container's own, which reads only what it reads.
             spec.interactive = true
             return try Launcher(paths: paths).run(spec).code
@@ -66,6 +68,7 @@ enum RunCommand: Command {
         containers.collectGarbage()
         try ContainerOptions.replaceNamed(arguments, in: containers)
         let record = try containers.create(spec, name: name, autoRemove: autoRemove)
+        try ContainerOptions.writeCidfile(cidfile, record, containers)
         if detach {
             do {
                 _ = try containers.start(record)
@@ -95,8 +98,10 @@ enum CreateCommand: Command {
         var spec = try ContainerOptions.containerSpec(from: arguments)
         let containers = Containers(paths: try globals.paths(), globalArguments: globals.arguments)
         try VolumeStore(paths: containers.store.paths).resolve(&spec)
+        let cidfile = try ContainerOptions.cidfile(arguments)
         try ContainerOptions.replaceNamed(arguments, in: containers)
         let record = try containers.create(spec, name: arguments.value("name"), autoRemove: arguments.flag("rm"))
+        try ContainerOptions.writeCidfile(cidfile, record, containers)
         print(record.id)
         return 0
     }
