@@ -26,8 +26,9 @@ extension ContainerPlan {
             throw .invalid("--network container:\(joined.record.name): only uid \(mapped) is mapped in its user namespace (it has no subordinate ids); run as that user (-u \(mapped))")
         }
         let joinedHostname = joined?.readFile("/etc/hostname")?.split(separator: "\n").first.map(String.init)
+        let sharesUTS = spec.hostNamespaces.contains(.uts)
         let hostname = spec.hostname ?? joinedHostname
-            ?? (spec.network == .host ? Self.hostHostname() : String(directory.id.prefix(12)))
+            ?? (spec.network == .host || sharesUTS ? Self.hostHostname() : String(directory.id.prefix(12)))
         let environment = ContainerEnvironment.build(
             hostname: hostname, home: user.home, image: spec.imageEnvironment, user: spec.environment)
         let workingDirectory = spec.workingDirectory ?? "/"
@@ -52,6 +53,7 @@ extension ContainerPlan {
             masked: spec.security.masked, readOnlyPaths: spec.security.readOnly,
             shm: spec.shmSize.map(TmpfsOptions.shm(bytes:)) ?? .shm, sysctls: spec.sysctls)
         mounts.ops.append(.directory(target: workingDirectory))
+        mounts.shareHostNamespaces(pid: spec.hostNamespaces.contains(.pid), ipc: spec.hostNamespaces.contains(.ipc))
 
         var process = OCIProcess(args: spec.effectiveCommand, cwd: workingDirectory)
         process.terminal = spec.tty
@@ -65,6 +67,9 @@ extension ContainerPlan {
         // A joined container's user namespace is already there, mapped.
         plan.cloned = joined == nil ? [.user, .pid, .mount] : [.pid, .mount]
         plan.early = [.uts, .ipc]
+        if spec.hostNamespaces.contains(.pid) { plan.cloned.remove(.pid) }
+        if spec.hostNamespaces.contains(.ipc) { plan.early.remove(.ipc) }
+        if sharesUTS { plan.early.remove(.uts) }
         if helper != nil {
             plan.cloned.insert(.network)
         } else if spec.network.createsNamespace {
@@ -75,7 +80,7 @@ extension ContainerPlan {
         plan.singleMapping = singleMapping
         plan.switchTo = singleMapping ? nil : user
         plan.security = spec.security
-        plan.hostname = hostname
+        plan.hostname = sharesUTS ? nil : hostname
         plan.loopback = spec.network.createsNamespace
         plan.useInit = spec.useInit
         plan.windowSize = spec.tty ? (WindowSize.of(0) ?? WindowSize.of(1)) : nil

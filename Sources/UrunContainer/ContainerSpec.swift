@@ -136,6 +136,8 @@ public struct ContainerSpec: Sendable {
     public var healthCheckDisabled = false
     /// --annotation KEY=VALUE: shown by inspect, handed to nothing else (OCI annotations).
     public var annotations: [String: String] = [:]
+    /// --pid, --ipc, --uts host: the host's namespace of that kind instead of a new one.
+    public var hostNamespaces: Set<SharedNamespace> = []
     /// How ids are mapped: subordinate ranges when the user has some (auto).
     public var userNamespace: UserNamespaceMode = .auto
     /// --userns keep-id[:uid=N,gid=N]: the ids kept inside (nil: the caller's own).
@@ -192,4 +194,9 @@ public struct ContainerSpec: Sendable {
         }
         return spec
     }
+}
+
+/// The namespaces `--pid host`, `--ipc host` and `--uts host` share with the host.
+public enum SharedNamespace: String, Sendable, CaseIterable {
+    case pid, ipc, uts
 }

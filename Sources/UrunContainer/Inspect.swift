@@ -30,7 +30,8 @@ extension Containers {
         mounts += spec.tmpfs.map { .object([("Type", .string("tmpfs")), ("Destination", .string($0.target)), ("Options", .string($0.options.data))]) }
         // The namespaces the container made: a joined container's user and network ones are the other's.
         var namespaces: [JSON] = (spec.network.joinedContainer == nil ? ["user"] : []).map(JSON.string)
-        namespaces += ["mnt", "pid", "uts", "ipc", "cgroup"].map(JSON.string)
+        namespaces += ["mnt", "pid", "uts", "ipc", "cgroup"].filter { SharedNamespace(rawValue: $0).map { !spec.hostNamespaces.contains($0) } ?? true }
+            .map(JSON.string)
         if spec.network.createsNamespace { namespaces.append(.string("net")) }
         let limits = JSON.object(spec.limits.settings.map { ($0.file, .string($0.value)) })
         var statsJSON: JSON = .null
@@ -88,6 +89,9 @@ extension Containers {
         }
         var host = JSON.object([])
         host["NetworkMode"] = .string(spec.network.rawValue)
+        for (shared, key) in [(SharedNamespace.pid, "PidMode"), (.ipc, "IpcMode"), (.uts, "UTSMode")] {
+            host[key] = .string(spec.hostNamespaces.contains(shared) ? "host" : "private")
+        }
         host["ReadonlyRootfs"] = .bool(spec.readOnly)
         host["AutoRemove"] = .bool(record.autoRemove)
         host["Init"] = .bool(spec.useInit)

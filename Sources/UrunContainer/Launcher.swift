@@ -124,6 +124,11 @@ public struct Launcher {
                     cgroup = try ContainerCgroup.create(id: directory.id, limits: spec.limits) {
                         ContainerDirectory.isAbandoned(id: $0, in: containers)
                     }
+                    // Without a PID namespace of its own, only a cgroup holds
+                    // every process of the container, so that none outlives it.
+                    if spec.hostNamespaces.contains(.pid) && cgroup == nil {
+                        throw .invalid("--pid host needs a cgroup of the container's own, so that its processes end with it, and urun's cgroup is not delegated to you; run urun inside \"systemd-run --user --scope -p Delegate=yes ...\" (Docs/cgroups.md)")
+                    }
                     try cgroup?.cgroup.add(pid: pid)
                 },
                 connect: { (pid) throws(UrunError) in

@@ -146,6 +146,25 @@ public struct MountPlan: Equatable, Sendable {
             files: files, ops: ops, readOnlyRoot: readOnlyRoot)
     }
 
+    /// With the host's PID namespace no proc of its own can be mounted (the
+    /// host's user namespace owns it): the host's /proc is bound, as podman
+    /// does. With the host's IPC namespace, its /dev/shm and /dev/mqueue.
+    public mutating func shareHostNamespaces(pid: Bool, ipc: Bool) {
+        let flags = UInt(MS_NOSUID | MS_NODEV | MS_NOEXEC)
+        ops = ops.compactMap { op in
+            switch op {
+            case .proc(let target) where pid:
+                return .bindPath(source: "/proc", target: target, flags: flags, recursive: true, propagation: 0)
+            case .tmpfs(let target, _, .mountShm) where ipc:
+                return .bindPath(source: "/dev/shm", target: target, flags: UInt(MS_NOSUID | MS_NODEV), recursive: false, propagation: 0)
+            case .mqueue(let target) where ipc:
+                return fileStatus("/dev/mqueue").map { _ in .bindPath(source: "/dev/mqueue", target: target, flags: flags, recursive: false, propagation: 0) }
+            default:
+                return op
+            }
+        }
+    }
+
     /// Applies the plan in the child, which is root of its user namespace and
     /// owns a fresh mount namespace: / private, scratch and overlay, every op,
     /// then pivot_root.

@@ -118,6 +118,32 @@ let delegatedCgroupAvailable = Requirement(met: DelegatedCgroup.shared != nil, r
         #expect(d.containerCgroups.isEmpty)
     }
 
+    /// --pid host: the host's processes are visible (its /proc bound, masked
+    /// paths still masked), and a background process the command leaves goes
+    /// with the container's cgroup. Without a cgroup it is refused.
+    @Test func theHostsPIDNamespaceNeedsAndUsesTheCgroup() {
+        let root = h.freshRoot()
+        let hostPID = Harness.sh("readlink /proc/self/ns/pid").text
+        let r = h.urun(["--network", "none", "--pid", "host", h.image(), "sh", "-c",
+                        "readlink /proc/self/ns/pid; test -d /proc/1 && echo sees-init; wc -c < /proc/timer_list; (sleep 5151 &) ; echo left"],
+                       root: root, cgroup: d.path)
+        #expect(r.lines == [hostPID, "sees-init", "0", "left"], "\(r)")
+        #expect(waitFor { Harness.sh("pgrep -u \(h.uid) -x -f 'sleep 5151'").status != 0 }, "the background sleep ended with the container")
+        #expect(d.containerCgroups.isEmpty)
+        let refused = h.urun(["--network", "none", "--pid", "host", h.image(), "true"], root: root)
+        #expect(refused.status == 125 && refused.stderr.contains("--pid host needs a cgroup"), "\(refused)")
+
+        let shared = h.urun(["--network", "none", "--uts", "host", "--ipc", "host", h.image(), "sh", "-c",
+                             "hostname; readlink /proc/self/ns/ipc; readlink /proc/self/ns/uts"], root: root)
+        #expect(shared.lines == [Harness.sh("hostname").text] + Harness.sh("readlink /proc/self/ns/ipc /proc/self/ns/uts").lines, "\(shared)")
+        let own = h.urun(["--network", "none", h.image(), "readlink", "/proc/self/ns/ipc"], root: root)
+        #expect(own.status == 0 && own.text != Harness.sh("readlink /proc/self/ns/ipc").text)
+        let conflict = h.urun(["--uts", "host", "--hostname", "x", h.image(), "true"], root: root)
+        #expect(conflict.status == 125, "\(conflict)")
+        let other = h.urun(["--ipc", "container:x", h.image(), "true"], root: root)
+        #expect(other.status == 125 && other.stderr.contains("not supported"), "\(other)")
+    }
+
     @Test func aKilledUrunsCgroupIsRemovedByTheNextRun() {
         let root = h.freshRoot()
         #expect(h.urun([h.image(), "true"], root: root, cgroup: d.path).status == 0)

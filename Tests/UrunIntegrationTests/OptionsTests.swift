@@ -83,6 +83,20 @@ import UrunTestSupport
         #expect(owners.lines == ["\(uid):\(h.user?.gid ?? getgid())"], "every output is the caller's: \(owners)")
         #expect(h.runAsUser(["rm", "-rf", tree + "/out", tree + "/main.c"]).status == 0, "the caller deletes the outputs")
 
+        // A real C build: the host's gcc (its /usr bound read-only) compiles in
+        // the bind-mounted tree; objects, binary and directories are the caller's.
+        try require(access("/usr/bin/gcc", X_OK) == 0, "gcc is not installed (apt-get install gcc libc6-dev)")
+        h.runAsUser(["sh", "-c", "printf '#include <stdio.h>\\nint main(void) { puts(\"built by gcc\"); return 0; }\\n' > \(tree)/hello.c"])
+        let gcc = h.urun(["--network", "none", "--userns", "keep-id", "-v", "/usr:/usr:ro", "-v", "/lib64:/lib64:ro",
+                          "-v", "/usr/lib/x86_64-linux-gnu:/lib/x86_64-linux-gnu:ro", "-v", tree + ":/src", "-w", "/src", h.image(),
+                          "/bin/sh", "-c", "mkdir -p build/obj && gcc -c -o build/obj/hello.o hello.c && gcc -o build/hello build/obj/hello.o && ./build/hello"])
+        #expect(gcc.status == 0 && gcc.text == "built by gcc", "\(gcc)")
+        let built = h.runAsUser(["sh", "-c", "find \(tree)/build -printf '%U:%G %y\\n' | sort | uniq -c | awk '{print $2, $3, $1}'"])
+        let ids = "\(uid):\(h.user?.gid ?? getgid())"
+        #expect(built.lines == ["\(ids) d 2", "\(ids) f 2"], "build/, obj/, hello.o and hello are the caller's: \(built)")
+        #expect(h.runAsUser(["\(tree)/build/hello"]).text == "built by gcc", "the binary runs on the host")
+        #expect(h.runAsUser(["rm", "-r", tree + "/build", tree + "/hello.c"]).status == 0, "the caller deletes the build")
+
         let chosen = h.urun(["--network", "none", "--userns", "keep-id:uid=1000,gid=1000", "-v", tree + ":/src", h.image(), "sh", "-c", "id -u; touch /src/mine"])
         #expect(chosen.text == "1000", "\(chosen)")
         #expect(h.runAsUser(["stat", "-c", "%u", tree + "/mine"]).text == uid)

@@ -53,6 +53,9 @@ enum ContainerOptions {
         OptionSpec("no-healthcheck", help: "Do not run the image's HEALTHCHECK"),
         OptionSpec("annotation", value: "KEY=VALUE", help: "An annotation of the container (OCI; inspect shows it)", repeatable: true),
         OptionSpec("cidfile", value: "FILE", help: "Write the container's id to FILE (which must not exist)", files: true),
+        OptionSpec("pid", value: "MODE", help: "host: the host's PID namespace (its /proc bound; needs a delegated cgroup), private (default)", choices: ["host", "private"]),
+        OptionSpec("ipc", value: "MODE", help: "host: the host's IPC namespace, /dev/shm and /dev/mqueue; private (default)", choices: ["host", "private"]),
+        OptionSpec("uts", value: "MODE", help: "host: the host's hostname and UTS namespace; private (default)", choices: ["host", "private"]),
         OptionSpec("userns", value: "MODE", help: "auto (subordinate ids from /etc/subuid when granted; the default), subids (require them), single (only your own id), or keep-id[:uid=N,gid=N] (your uid and gid the same inside, as podman's)", choices: UserNamespaceMode.allCases.map(\.rawValue)),
         OptionSpec("fake-root", value: "BOOL", help: "Make chown, setuid and device mknod succeed without effect (default: when only your own id is mapped)", choices: ["true", "false"], implicitValue: "true"),
         OptionSpec("cap-add", value: "CAP", help: "Add a capability (CHOWN or CAP_CHOWN; ALL for every one)", repeatable: true),
@@ -206,6 +209,16 @@ enum ContainerOptions {
             if spec.restart != .no && arguments.flag("rm") {
                 throw UrunError.usage("--restart \(restart) conflicts with --rm: a container removed when it exits cannot be restarted")
             }
+        }
+        for shared in SharedNamespace.allCases {
+            guard let mode = arguments.value(shared.rawValue) else { continue }
+            guard mode == "host" || mode == "private" else {
+                throw UrunError.usage("--\(shared.rawValue) \(printable(mode)): expected host or private (joining another container's is not supported)")
+            }
+            if mode == "host" { spec.hostNamespaces.insert(shared) }
+        }
+        if spec.hostNamespaces.contains(.uts) && spec.hostname != nil {
+            throw UrunError.usage("--hostname conflicts with --uts host: the hostname is the host's")
         }
         spec.healthCheck = try healthCheck(arguments)
         spec.healthCheckDisabled = arguments.flag("no-healthcheck")
