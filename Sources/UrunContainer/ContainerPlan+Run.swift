@@ -22,6 +22,7 @@ extension ContainerPlan {
         // keep-id: the caller has a passwd and group entry inside, added when the image lacks one.
         let accounts = spec.userNamespace == .keepID ? KeepIDAccounts(spec: spec, image: image) : nil
         let user = try ContainerUser.resolve(spec.user) { accounts?.file($0) ?? image.readFile($0) }
+            .adding(groups: spec.groupAdd) { accounts?.file($0) ?? image.readFile($0) }
         if let joined, let mapped = joined.mappedUID, user.uid != mapped {
             throw .invalid("--network container:\(joined.record.name): only uid \(mapped) is mapped in its user namespace (it has no subordinate ids); run as that user (-u \(mapped))")
         }
@@ -37,6 +38,9 @@ extension ContainerPlan {
         let subordinate = joined == nil ? try spec.subordinateMapping() : nil
         if let subordinate { try Launcher.checkMapped(user, in: subordinate) }
         let singleMapping = joined.map { $0.mappedUID != nil } ?? (subordinate == nil)
+        if singleMapping && !spec.groupAdd.isEmpty && !user.keepsHostGroups {
+            throw .invalid("--group-add needs subordinate ids: with only your own id mapped, the kernel lets no group be set (setgroups is denied); keep-groups keeps your own")
+        }
         var files = EtcFiles.files(hostname: hostname, spec: spec, helper: helper)
         if let joined {
             // The same hosts and resolv.conf as the container whose network this is, as docker does.

@@ -136,6 +136,8 @@ public struct ContainerSpec: Sendable {
     public var healthCheckDisabled = false
     /// --annotation KEY=VALUE: shown by inspect, handed to nothing else (OCI annotations).
     public var annotations: [String: String] = [:]
+    /// --group-add: more supplementary groups (gids or the image's group names), or keep-groups.
+    public var groupAdd: [String] = []
     /// --pid, --ipc, --uts host: the host's namespace of that kind instead of a new one.
     public var hostNamespaces: Set<SharedNamespace> = []
     /// How ids are mapped: subordinate ranges when the user has some (auto).

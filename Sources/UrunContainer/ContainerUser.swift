@@ -10,6 +10,9 @@ public struct ContainerUser: Equatable, Sendable {
     /// Supplementary groups as initgroups(3) sets them: the primary group,
     /// then those /etc/group lists the user in (with subordinate ids only).
     public var groups: [UInt32] = []
+    /// --group-add keep-groups: the caller's own supplementary groups stay
+    /// (unmapped ones show as the overflow gid), as crun's keep_original_groups.
+    public var keepsHostGroups = false
 
     public static let root = ContainerUser(uid: 0, gid: 0, home: "/root")
 
@@ -50,6 +53,25 @@ public struct ContainerUser: Equatable, Sendable {
         }
         return ContainerUser(
             uid: uid, gid: gid, home: entry?.home ?? "/", groups: groups(of: entry?.name, gid: gid, in: groupFile))
+    }
+
+    /// With --group-add's groups (gids, or names from the image's /etc/group),
+    /// or `keep-groups` alone.
+    public func adding(groups added: [String], readFile: (String) -> String?) throws(UrunError) -> ContainerUser {
+        var user = self
+        if added == ["keep-groups"] {
+            user.keepsHostGroups = true
+            return user
+        }
+        let groupFile = added.contains { UInt32($0) == nil } ? readFile("/etc/group").map(GroupEntry.parse) ?? [] : []
+        for name in added {
+            guard name != "keep-groups" else { throw .usage("--group-add keep-groups cannot be combined with other groups") }
+            guard let gid = UInt32(name) ?? groupFile.first(where: { $0.name == name })?.gid else {
+                throw .invalid("--group-add \(printable(name)): no such group in the image's /etc/group (give a number, or a name it lists)")
+            }
+            if !user.groups.contains(gid) { user.groups.append(gid) }
+        }
+        return user
     }
 
     /// Resolves `spec` in the root directory `rootfs` (a running container's "/").

@@ -25,7 +25,8 @@ public struct Containers: Sendable {
     public func create(_ spec: ContainerSpec, name: String?, autoRemove: Bool) throws(UrunError) -> ContainerRecord {
         let image = try spec.resolveImage(cache: store.paths.cache, showProgress: true)
         let spec = spec.resolved(with: image.config)
-        _ = try ContainerUser.resolve(spec.user) { image.readFile($0) }  // an unknown user fails now, not at start
+        // An unknown user or group fails now, not at start.
+        _ = try ContainerUser.resolve(spec.user) { image.readFile($0) }.adding(groups: spec.groupAdd) { image.readFile($0) }
         let names = try store.lockNames()
         defer { closeQuietly(names) }
         let chosen = try store.name(requested: name)

@@ -32,6 +32,7 @@ extension Containers {
         let seccomp = try security.seccompProgram(cache: store.paths.cache, singleMapping: mappedUID != nil)
         // The user is resolved in the container's own /etc/passwd, read through its root.
         let user = try ContainerUser.resolve(options.user ?? record.spec.user, rootfs: "/proc/\(container.pid)/root")
+            .adding(groups: record.spec.groupAdd) { ContainerUser.readInImage("/proc/\(container.pid)/root", $0) }
         if let mapped = mappedUID, user.uid != mapped {
             throw .invalid("urun exec -u: only uid \(mapped) is mapped in this container (it has no subordinate ids)")
         }

@@ -121,7 +121,7 @@ struct JoinedProcess {
         try sys(.changeDirectory, path: workingDirectory) { chdir(workingDirectory) }
         try execCommand(command, environment: environment, keeping: keepDescriptors) { () throws(UrunError) in
             try security.apply(program: seccomp) { () throws(UrunError) in
-                if let user = switchTo { try switchUser(uid: user.uid, gid: user.gid, groups: user.groups) }
+                if let user = switchTo { try switchUser(uid: user.uid, gid: user.gid, groups: user.keepsHostGroups ? nil : user.groups) }
             }
         }
     }

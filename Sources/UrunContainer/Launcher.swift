@@ -438,7 +438,7 @@ struct ChildSetup {
         }
         let confine = { () throws(UrunError) in
             try security.apply(program: seccomp) { () throws(UrunError) in
-                if let user = switchTo { try switchUser(uid: user.uid, gid: user.gid, groups: user.groups) }
+                if let user = switchTo { try switchUser(uid: user.uid, gid: user.gid, groups: user.keepsHostGroups ? nil : user.groups) }
             }
         }
         if useInit {

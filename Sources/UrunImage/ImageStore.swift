@@ -279,11 +279,18 @@ public struct ImageStore: Sendable {
         }
     }
 
+    /// A lock file of the cache, opened read-only: flock(2) needs no more,
+    /// and unpackers of other id mappings (keep-id's root is a subordinate
+    /// id) create them under owners that may not write each other's.
+    static func openLock(_ path: String) -> CInt {
+        urun_open_mode(path, O_RDONLY | O_CREAT | O_CLOEXEC, 0o644)
+    }
+
     /// Unpacking holds the store lock shared; removal holds it exclusively,
     /// so that no layer is removed between its unpack and its image's record.
     func lockStore(exclusive: Bool) throws(UrunError) -> CInt {
         let path = directory + "/locks/store.lock"
-        let fd = try sys(.unpackImage, path: path) { urun_open_mode(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644) }
+        let fd = try sys(.unpackImage, path: path) { Self.openLock(path) }
         if flock(fd, exclusive ? LOCK_EX : LOCK_SH) != 0 {
             closeQuietly(fd)
             throw .kernel(.unpackImage, path: path, .current)
@@ -312,7 +319,7 @@ public struct ImageStore: Sendable {
     /// unpacking process (inside the user namespace with subordinate ids).
     private func load(_ request: LoadRequest) throws(UrunError) {
         let lockPath = directory + "/locks/" + request.key + ".lock"
-        let lock = try sys(.unpackImage, path: lockPath) { urun_open_mode(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o644) }
+        let lock = try sys(.unpackImage, path: lockPath) { Self.openLock(lockPath) }
         defer { closeQuietly(lock) }
         try sys(.unpackImage, path: lockPath) { flock(lock, LOCK_EX) }
         // Another urun may have unpacked it while we waited for the lock.

@@ -2,16 +2,16 @@ import CUrunSyscalls
 import Glibc
 import UrunKernel
 
-/// Becomes `uid`:`gid` with `groups` as supplementary groups: group ids
-/// first, since changing the uid away from 0 gives up the right to change
-/// them. As root of the namespace, setgid(2) and setuid(2) set the real,
-/// effective and saved ids alike.
-public func switchUser(uid: UInt32, gid: UInt32, groups: [UInt32]) throws(UrunError) {
-    let shown = "setgroups(\(groups)), setgid(\(gid)), setuid(\(uid))"
+/// Becomes `uid`:`gid` with `groups` as supplementary groups (nil: the ones
+/// it has stay): group ids first, since changing the uid away from 0 gives
+/// up the right to change them. As root of the namespace, setgid(2) and
+/// setuid(2) set the real, effective and saved ids alike.
+public func switchUser(uid: UInt32, gid: UInt32, groups: [UInt32]?) throws(UrunError) {
+    let shown = "setgroups(\(groups.map { "\($0)" } ?? "unchanged")), setgid(\(gid)), setuid(\(uid))"
     let deathSignal = urun_get_pdeathsig()
     // A user namespace with one mapped id denies setgroups(2) (user_namespaces(7)):
     // the groups stay as they are, as runc and crun leave them there.
-    if (try? readText("/proc/self/setgroups"))?.hasPrefix("deny") != true {
+    if let groups, (try? readText("/proc/self/setgroups"))?.hasPrefix("deny") != true {
         try sys(.dropPrivileges, explain: shown) { groups.withUnsafeBufferPointer { setgroups($0.count, $0.baseAddress) } }
     }
     try sys(.dropPrivileges) { setgid(gid) }

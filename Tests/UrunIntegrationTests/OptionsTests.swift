@@ -67,6 +67,32 @@ import UrunTestSupport
         #expect(h.urun(["rm", "-f", "web"], root: root).status == 0)
     }
 
+    /// --group-add: gids and the image's group names join the user's groups
+    /// (exec too); keep-groups keeps the caller's own, unmapped ones shown as
+    /// nogroup; with only the caller's id mapped no group can be added.
+    @Test func groupAdd() throws {
+        try require(h.subordinateRange != nil, "supplementary groups need subordinate ids for the test user")
+        let root = h.freshRoot()
+        let r = h.urun(["--network", "none", "--group-add", "staff", "--group-add", "1234", "-u", "app", h.image(), "id", "-G"], root: root)
+        #expect(r.text == "1000 50 1234", "\(r)")
+        #expect(h.urun(["run", "-d", "--name", "g", "--group-add", "1234", h.image(), "sleep", "60"], root: root).status == 0)
+        #expect(h.urun(["exec", "g", "id", "-G"], root: root).text.split(separator: " ").contains("1234"))
+        #expect(h.urun(["rm", "-f", "g"], root: root).status == 0)
+        // The caller with one more group, 100, which the container does not map.
+        let user = h.user.map { "setpriv --reuid=\($0.uid) --regid=\($0.gid) --groups=\($0.gid),100 --reset-env " } ?? ""
+        func groups(_ flags: String) -> Outcome {
+            Harness.sh("\(user)env -i PATH=/usr/bin:/bin URUN_ROOT=\(root) \(h.binary) --network none \(flags) \(h.image()) sh -c 'grep ^Groups: /proc/self/status'")
+        }
+        let kept = groups("--group-add keep-groups")
+        #expect(kept.status == 0 && kept.text.split(separator: "\t").last?.split(separator: " ").contains("65534") == true, "\(kept)")
+        let dropped = groups("")
+        #expect(dropped.status == 0 && !dropped.text.contains("65534"), "\(dropped)")
+        for bad in [["--group-add", "nosuch"], ["--group-add", "keep-groups", "--group-add", "5"], ["--userns", "single", "--group-add", "5"]] {
+            let refused = h.urun(["--network", "none"] + bad + [h.image(), "true"], root: root)
+            #expect(refused.status == 125 && refused.stderr.split(separator: "\n").count <= 2, "\(bad): \(refused)")
+        }
+    }
+
     /// --userns keep-id (podman's): the caller's uid and gid are the same
     /// numbers inside, so what a build writes into a bind-mounted tree is the
     /// caller's on the host, and the caller can delete it.
@@ -102,6 +128,12 @@ import UrunTestSupport
         #expect(h.runAsUser(["stat", "-c", "%u", tree + "/mine"]).text == uid)
         let root = h.urun(["--network", "none", "--userns", "keep-id", "-u", "0", h.image(), "sh", "-c", "id -u; touch /x; stat -c %u /x"])
         #expect(root.lines == ["0", "0"], "\(root)")
+        // The cache keep-id's unpacker wrote (as a subordinate id) serves the other mappings too.
+        let fresh = h.freshRoot()
+        for mode in ["keep-id", "single", "subids", "keep-id"] {
+            let r = h.urun(["--network", "none", "--userns", mode, h.image(), "true"], root: fresh)
+            #expect(r.status == 0, "--userns \(mode) after the others: \(r)")
+        }
         let bad = h.urun(["--userns", "keep-id:uid=abc", h.image(), "true"])
         #expect(bad.status == 125 && bad.stderr.contains("keep-id[:uid=N,gid=N]"), "\(bad)")
 
