@@ -57,6 +57,12 @@ extension ContainerPlan {
             masked: spec.security.masked, readOnlyPaths: spec.security.readOnly,
             shm: spec.shmSize.map(TmpfsOptions.shm(bytes:)) ?? .shm, sysctls: spec.sysctls)
         mounts.ops.append(.directory(target: workingDirectory))
+        // --device: next to the standard nodes, before the volumes.
+        let afterDevices = (mounts.ops.lastIndex { if case .device = $0 { return true } else { return false } } ?? -1) + 1
+        for device in spec.devices {
+            try device.validated()
+            mounts.ops.insert(.device(source: device.source, target: device.target), at: afterDevices)
+        }
         mounts.shareHostNamespaces(pid: spec.hostNamespaces.contains(.pid), ipc: spec.hostNamespaces.contains(.ipc))
 
         var process = OCIProcess(args: spec.effectiveCommand, cwd: workingDirectory)

@@ -99,6 +99,7 @@ extension ContainerSpec {
         if restart != .no { object["restart"] = .string(restart.text) }
         if let healthCheck { object["healthCheck"] = healthCheck.json }
         if healthCheckDisabled { object["noHealthCheck"] = .bool(true) }
+        if !devices.isEmpty { object["devices"] = .array(devices.map { .string($0.flag) }) }
         if !groupAdd.isEmpty { object["groupAdd"] = .array(groupAdd.map(JSON.string)) }
         if !hostNamespaces.isEmpty { object["hostNamespaces"] = .array(hostNamespaces.map(\.rawValue).sorted().map(JSON.string)) }
         if !annotations.isEmpty { object["annotations"] = .object(annotations.sorted { $0.key < $1.key }.map { ($0.key, .string($0.value)) }) }
@@ -138,6 +139,7 @@ extension ContainerSpec {
         healthCheck = HealthCheck(json: json["healthCheck"])
         healthCheckDisabled = json["noHealthCheck"]?.bool ?? false
         groupAdd = json["groupAdd"]?.strings ?? []
+        devices = (json["devices"]?.strings ?? []).compactMap { try? DeviceMapping.parse($0) }
         hostNamespaces = Set((json["hostNamespaces"]?.strings ?? []).compactMap(SharedNamespace.init(rawValue:)))
         if let uid = json["keepID"]?["uid"]?.integer(UInt32.self), let gid = json["keepID"]?["gid"]?.integer(UInt32.self) {
             keepID = (uid, gid)

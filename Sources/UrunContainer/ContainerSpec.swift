@@ -1,3 +1,4 @@
+import Glibc
 import UrunCgroups
 import UrunImage
 import UrunKernel
@@ -136,6 +137,8 @@ public struct ContainerSpec: Sendable {
     public var healthCheckDisabled = false
     /// --annotation KEY=VALUE: shown by inspect, handed to nothing else (OCI annotations).
     public var annotations: [String: String] = [:]
+    /// --device HOST[:CONTAINER[:PERMISSIONS]]: device nodes bound into /dev.
+    public var devices: [DeviceMapping] = []
     /// --group-add: more supplementary groups (gids or the image's group names), or keep-groups.
     public var groupAdd: [String] = []
     /// --pid, --ipc, --uts host: the host's namespace of that kind instead of a new one.
@@ -201,4 +204,44 @@ public struct ContainerSpec: Sendable {
 /// The namespaces `--pid host`, `--ipc host` and `--uts host` share with the host.
 public enum SharedNamespace: String, Sendable, CaseIterable {
     case pid, ipc, uts
+}
+
+/// `--device HOST[:CONTAINER[:PERMISSIONS]]`: a host device node the user
+/// may open, bound into the container. Rootless there is no device cgroup to
+/// enforce PERMISSIONS (r, w, m): access is what the host node's mode allows.
+public struct DeviceMapping: Equatable, Sendable {
+    public let source: String
+    public let target: String
+    public let permissions: String
+
+    public init(source: String, target: String, permissions: String = "rwm") {
+        self.source = source
+        self.target = target
+        self.permissions = permissions
+    }
+
+    public static func parse(_ text: String) throws(UrunError) -> DeviceMapping {
+        let parts = text.split(separator: ":", omittingEmptySubsequences: false).map(String.init)
+        let permissions = parts.count > 1 && parts.last!.allSatisfy({ "rwm".contains($0) }) && !parts.last!.isEmpty ? parts.last! : nil
+        let paths = permissions == nil ? parts : Array(parts.dropLast())
+        guard (1...2).contains(paths.count), paths.allSatisfy({ $0.hasPrefix("/") && !$0.contains("\0") }) else {
+            throw .usage("--device \(printable(text)): expected HOST[:CONTAINER[:PERMISSIONS]], absolute paths, PERMISSIONS of r, w and m")
+        }
+        return DeviceMapping(source: paths[0], target: paths.count == 2 ? paths[1] : paths[0], permissions: permissions ?? "rwm")
+    }
+
+    /// The host node, checked now: a character or block device the caller may open.
+    public func validated() throws(UrunError) {
+        guard let st = fileStatus(source, followLinks: true) else {
+            throw .invalid("--device \(printable(source)): no such device on the host")
+        }
+        let type = st.st_mode & S_IFMT
+        guard type == S_IFCHR || type == S_IFBLK else { throw .invalid("--device \(printable(source)): not a device node") }
+        let wanted = (permissions.contains("r") ? R_OK : 0) | (permissions.contains("w") ? W_OK : 0)
+        guard access(source, wanted) == 0 else {
+            throw .invalid("--device \(printable(source)): you may not open it (\(Errno.current.message)); rootless, a container gets only the devices its user may use")
+        }
+    }
+
+    var flag: String { "\(source):\(target):\(permissions)" }
 }

@@ -67,6 +67,21 @@ import UrunTestSupport
         #expect(h.urun(["rm", "-f", "web"], root: root).status == 0)
     }
 
+    /// --device: a host node the user may open appears at its path or a new
+    /// one; one the user may not open, a non-device, a bad form are refused.
+    @Test func devices() {
+        let r = h.urun(["--network", "none", "--device", "/dev/zero:/dev/myzero:r", "--device", "/dev/full", h.image(), "sh", "-c",
+                        "head -c 4 /dev/myzero | od -An -tx1; echo x > /dev/full || echo full; stat -c '%t:%T' /dev/myzero"])
+        #expect(r.lines.map { $0.trimmingCharacters(in: .whitespaces) } == ["00 00 00 00", "full", "1:5"], "\(r)")
+        // A node only root may open (mode 0600 here), bound by nobody.
+        let secret = h.freshRoot() + "-dev"
+        Harness.sh("mkdir -p \(secret) && mknod -m 0600 \(secret)/null c 1 3 && chmod 755 \(secret)")
+        for (bad, says) in [(secret + "/null", "may not open"), ("/etc/passwd", "not a device"), ("/dev/nonexistent", "no such device"), ("dev/null", "expected HOST")] {
+            let refused = h.urun(["--network", "none", "--device", bad, h.image(), "true"])
+            #expect(refused.status == 125 && refused.stderr.contains(says), "\(bad): \(refused)")
+        }
+    }
+
     /// --group-add: gids and the image's group names join the user's groups
     /// (exec too); keep-groups keeps the caller's own, unmapped ones shown as
     /// nogroup; with only the caller's id mapped no group can be added.

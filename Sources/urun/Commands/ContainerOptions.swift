@@ -53,6 +53,7 @@ enum ContainerOptions {
         OptionSpec("no-healthcheck", help: "Do not run the image's HEALTHCHECK"),
         OptionSpec("annotation", value: "KEY=VALUE", help: "An annotation of the container (OCI; inspect shows it)", repeatable: true),
         OptionSpec("cidfile", value: "FILE", help: "Write the container's id to FILE (which must not exist)", files: true),
+        OptionSpec("device", value: "HOST[:CONTAINER[:rwm]]", help: "Bind a host device node you may open into the container (permissions are the node's own: no device cgroup rootless)", repeatable: true, files: true),
         OptionSpec("group-add", value: "GROUP", help: "A supplementary group of the command (a gid, or a name from the image's /etc/group); keep-groups: keep your own (needs them unmapped: they show as nogroup)", repeatable: true),
         OptionSpec("pid", value: "MODE", help: "host: the host's PID namespace (its /proc bound; needs a delegated cgroup), private (default)", choices: ["host", "private"]),
         OptionSpec("ipc", value: "MODE", help: "host: the host's IPC namespace, /dev/shm and /dev/mqueue; private (default)", choices: ["host", "private"]),
@@ -211,6 +212,7 @@ enum ContainerOptions {
                 throw UrunError.usage("--restart \(restart) conflicts with --rm: a container removed when it exits cannot be restarted")
             }
         }
+        spec.devices = try arguments.values("device").map { (text) throws in try DeviceMapping.parse(text) }
         spec.groupAdd = arguments.values("group-add")
         if spec.groupAdd.contains("keep-groups") && spec.groupAdd.count > 1 {
             throw UrunError.usage("--group-add keep-groups cannot be combined with other groups")
