@@ -208,7 +208,23 @@ int urun_fsetxattr(int fd, const char *name, const void *value, size_t size) {
     return fsetxattr(fd, name, value, size, 0);
 }
 long urun_fgetxattr(int fd, const char *name, void *value, size_t size) { return fgetxattr(fd, name, value, size); }
-long urun_copy_file_range(int in, int out, size_t length) { return copy_file_range(in, NULL, out, NULL, length, 0); }
+/* copy_file_range(2), or read and write where the kernel cannot copy between
+   these two files (EXDEV: an overlay and ext4; EINVAL, ENOSYS, EOPNOTSUPP):
+   at most `length` bytes from the current offsets, how many were copied. */
+long urun_copy_file_range(int in, int out, size_t length) {
+    ssize_t n = copy_file_range(in, NULL, out, NULL, length, 0);
+    if (n >= 0 || (errno != EXDEV && errno != EINVAL && errno != ENOSYS && errno != EOPNOTSUPP)) return n;
+    char buffer[65536];
+    do n = read(in, buffer, length < sizeof buffer ? length : sizeof buffer); while (n < 0 && errno == EINTR);
+    if (n <= 0) return n;
+    for (ssize_t written = 0; written < n;) {
+        ssize_t w = write(out, buffer + written, (size_t)(n - written));
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) return -1;
+        written += w;
+    }
+    return n;
+}
 
 int urun_dup_cloexec(int fd) { return fcntl(fd, F_DUPFD_CLOEXEC, 3); }
 

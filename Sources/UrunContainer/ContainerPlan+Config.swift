@@ -133,7 +133,7 @@ extension ContainerPlan {
             return entry(target, type, source, OCIMountOptions.names(flags: flags, propagation: propagation) + (data?.split(separator: ",").map(String.init) ?? []))
         case .bindPath(let source, let target, let flags, let recursive, let propagation):
             return entry(target, "bind", source, [recursive ? "rbind" : "bind"] + OCIMountOptions.names(flags: flags, propagation: propagation))
-        case .symlink, .directory, .mask, .readOnly, .sysctl, .deviceNode:
+        case .symlink, .directory, .mask, .readOnly, .sysctl, .deviceNode, .populateVolume, .chownTree:
             return nil
         }
     }

@@ -55,7 +55,7 @@ extension ContainerPlan {
             work: directory.work, volatile: ephemeral, files: files, volumes: spec.volumes,
             tmpfs: spec.tmpfs, readOnlyRoot: spec.readOnly, ownNetwork: spec.network.ownNamespace,
             masked: spec.security.masked, readOnlyPaths: spec.security.readOnly,
-            shm: spec.shmSize.map(TmpfsOptions.shm(bytes:)) ?? .shm, sysctls: spec.sysctls)
+            shm: spec.shmSize.map(TmpfsOptions.shm(bytes:)) ?? .shm, sysctls: spec.sysctls, volumeOwner: (user.uid, user.gid))
         mounts.ops.append(.directory(target: workingDirectory))
         // --device: next to the standard nodes, before the volumes.
         let afterDevices = (mounts.ops.lastIndex { if case .device = $0 { return true } else { return false } } ?? -1) + 1

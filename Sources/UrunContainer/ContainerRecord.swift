@@ -70,7 +70,10 @@ extension ContainerSpec {
             ("tty", .bool(tty)),
             ("interactive", .bool(interactive)),
             ("init", .bool(useInit)),
-            ("volumes", .array(volumes.map { .object([("source", .string($0.source)), ("target", .string($0.target)), ("readOnly", .bool($0.readOnly))]) })),
+            ("volumes", .array(volumes.map {
+                .object([("source", .string($0.source)), ("target", .string($0.target)), ("readOnly", .bool($0.readOnly)),
+                         ("populate", .bool($0.populate)), ("chown", .bool($0.chownToUser))])
+            })),
             ("tmpfs", .array(tmpfs.map { .object([("target", .string($0.target)), ("flags", .int($0.options.flags)), ("data", .string($0.options.data))]) })),
             ("limits", .array(limits.settings.map { .object([("flag", .string($0.flag)), ("controller", .string($0.controller)), ("file", .string($0.file)), ("value", .string($0.value))]) })),
         ])
@@ -153,7 +156,10 @@ extension ContainerSpec {
         if let security = json["security"] { self.security = try SecurityPolicy(json: security) }
         volumes = (json["volumes"]?.array ?? []).compactMap { v in
             guard let source = v["source"]?.string, let target = v["target"]?.string else { return nil }
-            return Volume(source: source, target: target, readOnly: v["readOnly"]?.bool ?? false)
+            var volume = Volume(source: source, target: target, readOnly: v["readOnly"]?.bool ?? false)
+            volume.populate = v["populate"]?.bool ?? false
+            volume.chownToUser = v["chown"]?.bool ?? false
+            return volume
         }
         tmpfs = (json["tmpfs"]?.array ?? []).compactMap { t in
             guard let target = t["target"]?.string, let flags = t["flags"]?.integer(UInt.self) else { return nil }

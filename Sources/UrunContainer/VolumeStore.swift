@@ -44,7 +44,10 @@ public struct VolumeStore: Sendable {
         spec.volumes = try spec.volumes.map { (volume) throws(UrunError) -> Volume in
             guard volume.named else { return volume }
             try create(volume.source)
-            return Volume(source: path(volume.source), target: volume.target, readOnly: volume.readOnly)
+            var resolved = Volume(source: path(volume.source), target: volume.target, readOnly: volume.readOnly)
+            resolved.populate = volume.populate
+            resolved.chownToUser = volume.chownToUser
+            return resolved
         }
     }
 

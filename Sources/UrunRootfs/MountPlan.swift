@@ -51,6 +51,12 @@ public enum MountOp: Equatable, Sendable {
     case sysctl(name: String, value: String)
     /// A device node made with mknod(2) (real root only), owned as asked.
     case deviceNode(target: String, mode: mode_t, device: dev_t, uid: uid_t, gid: gid_t)
+    /// A named volume still empty gets the image's content at `target`
+    /// (owners, modes, times; the directory's own too), before it is bound there.
+    case populateVolume(source: String, target: String)
+    /// `-v SRC:DST:U`: SRC's tree chowned to the container's user, from inside
+    /// the user namespace, so its owners are ids the container maps.
+    case chownTree(path: String, uid: UInt32, gid: UInt32)
 }
 
 /// The whole file system of a container as data: built first, narrated and
@@ -107,7 +113,8 @@ public struct MountPlan: Equatable, Sendable {
         scratch: String, lower: [String], lowerBase: String? = nil, upper: String, work: String, volatile: Bool,
         files: [GeneratedFile],
         volumes: [Volume], tmpfs: [TmpfsMount], readOnlyRoot: Bool, ownNetwork: Bool, masked: [String] = [],
-        readOnlyPaths: [String] = [], shm: TmpfsOptions = .shm, sysctls: [(name: String, value: String)] = []
+        readOnlyPaths: [String] = [], shm: TmpfsOptions = .shm, sysctls: [(name: String, value: String)] = [],
+        volumeOwner: (uid: UInt32, gid: UInt32) = (0, 0)
     ) -> MountPlan {
         var ops: [MountOp] = [
             .proc(target: "/proc"),
@@ -132,6 +139,8 @@ public struct MountPlan: Equatable, Sendable {
             ops.append(.bind(source: scratch + "/" + baseName(of: file.target), target: file.target, readOnly: false, step: .bindEtcFile))
         }
         for volume in volumes {
+            if volume.populate { ops.append(.populateVolume(source: volume.source, target: volume.target)) }
+            if volume.chownToUser { ops.append(.chownTree(path: volume.source, uid: volumeOwner.uid, gid: volumeOwner.gid)) }
             ops.append(.bind(source: volume.source, target: volume.target, readOnly: volume.readOnly, step: .bindVolume))
         }
         for mount in tmpfs {
@@ -308,6 +317,10 @@ public struct MountPlan: Equatable, Sendable {
             }
             defer { closeQuietly(file) }
             try writeAll(file, value, step: .writeSysctl, path: path)
+        case .populateVolume(let source, let target):
+            try populate(source, from: target, root: root)
+        case .chownTree(let path, let uid, let gid):
+            try chownTree(path, uid: uid, gid: gid)
         case .deviceNode(let target, let mode, let device, let uid, let gid):
             let parent = try openInRoot(root, parentDirectory(of: target), create: .directory, step: .bindDevice)
             defer { closeQuietly(parent) }
@@ -327,6 +340,50 @@ public struct MountPlan: Equatable, Sendable {
     }
 
     /// An in-root descriptor for `target`, or nil when it does not exist.
+    /// docker's rule for a new volume: what the image has at `target` is
+    /// copied in, as long as the volume is empty (later runs find it filled).
+    private func populate(_ source: String, from target: String, root: CInt) throws(UrunError) {
+        let volume = try sys(.bindVolume, path: source) { open(source, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) }
+        defer { closeQuietly(volume) }
+        guard try directoryEntries(volume, path: source).isEmpty, let found = try openIfPresent(root, target, step: .bindVolume) else { return }
+        defer { closeQuietly(found) }
+        var st = stat()
+        guard fstat(found, &st) == 0, isDirectory(st) else { return }
+        Explain.step(.bindVolume, "copy the image's \(target) into the new volume \(source)")
+        let image = try sys(.bindVolume, path: target) { open(procFDPath(found), O_RDONLY | O_DIRECTORY | O_CLOEXEC) }
+        defer { closeQuietly(image) }
+        var size: UInt64 = 0
+        do throws(UrunError) {
+            try TreeMerge(step: .bindVolume, keepsOwners: true).merge(image, display: target, into: volume, size: &size)
+        } catch {
+            // Half a copy would pass for a filled volume next time: empty again.
+            try? removeContents(of: volume, displayPath: source)
+            throw error
+        }
+        _ = fchown(volume, st.st_uid, st.st_gid)
+        _ = fchmod(volume, st.st_mode & 0o7777)
+    }
+
+    /// `:U`: every entry of the tree at `path` (not following symlinks) owned by uid:gid.
+    private func chownTree(_ path: String, uid: UInt32, gid: UInt32) throws(UrunError) {
+        Explain.step(.bindVolume, "chown -R \(uid):\(gid) \(path)")
+        let top = try sys(.bindVolume, path: path) { open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC) }
+        defer { closeQuietly(top) }
+        if fchown(top, uid, gid) != 0 {
+            let error = Errno.current
+            guard error == .notPermitted else { throw .kernel(.bindVolume, path: path, error) }
+            throw .invalid("-v \(path):…:U: cannot chown it to \(uid):\(gid): it belongs to ids the container does not map (its owner or group is neither yours nor a subordinate id)")
+        }
+        var st = stat()
+        guard fstat(top, &st) == 0, isDirectory(st) else { return }
+        try TreeWalk().run(top, display: path) { (directory, entry) throws(UrunError) in
+            try sys(.bindVolume, path: path + "/…/" + entry.printableName) {
+                entry.withCName { fchownat(directory, $0, uid, gid, AT_SYMLINK_NOFOLLOW) }
+            }
+            return entry.isDirectory ?? true
+        }
+    }
+
     private func openIfPresent(_ root: CInt, _ target: String, step: Step) throws(UrunError) -> CInt? {
         do {
             return try openInRoot(root, target, step: step)

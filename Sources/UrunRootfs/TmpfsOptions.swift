@@ -95,6 +95,11 @@ public struct Volume: Equatable, Sendable {
     public let readOnly: Bool
     /// `source` is a named volume's name, not yet its directory.
     public let named: Bool
+    /// A named volume that is still empty gets the image's content at the
+    /// target first (docker's rule; `nocopy` turns it off).
+    public var populate = false
+    /// `:U`: the source's tree is chowned to the container's user first, through the user namespace (podman's).
+    public var chownToUser = false
 
     public init(source: String, target: String, readOnly: Bool, named: Bool = false) {
         self.source = source
@@ -122,27 +127,37 @@ public struct Volume: Equatable, Sendable {
             throw .invalid("-v \(spec): cannot mount over the container's root; bind it below /, or use the directory as the IMAGE")
         }
         var readOnly = false
+        var copies = true
+        var chown = false
         if parts.count == 3 {
             for option in parts[2].split(separator: ",") {
                 switch option {
                 case "ro": readOnly = true
                 case "rw": readOnly = false
+                case "nocopy": copies = false
+                case "U": chown = true
                 case "z", "Z": break  // SELinux relabelling: nothing to do without SELinux
-                default: throw .invalid("-v \(spec): unknown option '\(option)' (ro or rw)")
+                default: throw .invalid("-v \(spec): unknown option '\(option)' (ro, rw, U, or nocopy for a named volume)")
                 }
             }
         }
+        var volume: Volume
         if !parts[0].contains("/") && !parts[0].hasPrefix(".") && !parts[0].hasPrefix("~") {
             guard isName(parts[0]) else {
                 throw .invalid("-v \(spec): \(printable(parts[0])) is not a volume name (letters, digits, _ . -) nor a path (write ./\(printable(parts[0])) for one)")
             }
-            return Volume(source: parts[0], target: parts[1], readOnly: readOnly, named: true)
+            volume = Volume(source: parts[0], target: parts[1], readOnly: readOnly, named: true)
+            volume.populate = copies
+        } else {
+            guard copies else { throw .invalid("-v \(spec): nocopy is for named volumes (a host path is never copied into)") }
+            let source = try UrunPaths.absolute(parts[0])
+            guard fileStatus(source, followLinks: true) != nil else {
+                throw .invalid("-v \(spec): \(source) does not exist")
+            }
+            volume = Volume(source: source, target: parts[1], readOnly: readOnly)
         }
-        let source = try UrunPaths.absolute(parts[0])
-        guard fileStatus(source, followLinks: true) != nil else {
-            throw .invalid("-v \(spec): \(source) does not exist")
-        }
-        return Volume(source: source, target: parts[1], readOnly: readOnly)
+        volume.chownToUser = chown
+        return volume
     }
 }
 

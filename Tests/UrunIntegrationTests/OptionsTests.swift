@@ -211,6 +211,62 @@ import UrunTestSupport
         }
     }
 
+    /// docker's rule: a new, empty named volume starts with what the image
+    /// has at its target (owners, modes, symlinks, the directory's own owner
+    /// and mode); a filled one, nocopy and host paths are left as they are.
+    /// --volumes-from binds another container's volumes.
+    @Test func namedVolumesStartWithTheImagesContent() throws {
+        try require(h.subordinateRange != nil, "the image's owners need subordinate ids for the test user")
+        let r = h.freshRoot()
+        let made = h.urun(["run", "--name", "base", "--network", "none", h.image(), "sh", "-c",
+                           "mkdir /data && echo seed > /data/seed && chmod 600 /data/seed && ln -s seed /data/link && chown -R 1000:1000 /data && chmod 750 /data"], root: r)
+        #expect(made.status == 0, "\(made)")
+        #expect(h.urun(["commit", "base", "seeded"], root: r).status == 0)
+        let list = "ls -ln /data | tail -n +2 | awk '{print $1, $3, $4, $NF}'; stat -c '%a %u:%g' /data"
+        let first = h.urun(["--network", "none", "-v", "vol:/data", "seeded", "sh", "-c", list + "; echo mine > /data/mine"], root: r)
+        #expect(first.lines == ["lrwxrwxrwx 1000 1000 seed", "-rw------- 1000 1000 seed", "750 1000:1000"], "\(first)")
+        // Filled now: nothing is copied over what the volume holds.
+        #expect(h.urun(["--network", "none", "-u", "1000", "-v", "vol:/data", "seeded", "sh", "-c", "rm /data/seed; ls /data"], root: r).lines == ["link", "mine"])
+        #expect(h.urun(["--network", "none", "-v", "vol:/data", "seeded", "ls", "/data"], root: r).lines == ["link", "mine"])
+        let nocopy = h.urun(["--network", "none", "-v", "empty:/data:nocopy", "seeded", "ls", "-A", "/data"], root: r)
+        #expect(nocopy.status == 0 && nocopy.text.isEmpty, "\(nocopy)")
+        let mounted = h.urun(["--network", "none", "--mount", "type=volume,src=empty2,dst=/data,volume-nocopy=true", "seeded", "ls", "-A", "/data"], root: r)
+        #expect(mounted.status == 0 && mounted.text.isEmpty, "\(mounted)")
+        let host = h.freshRoot() + "-host"
+        h.runAsUser(["mkdir", "-p", host])
+        #expect(h.urun(["--network", "none", "-v", host + ":/data", "seeded", "ls", "-A", "/data"], root: r).text.isEmpty, "a host path is never filled")
+        #expect(h.urun(["--network", "none", "-v", host + ":/data:nocopy", "seeded", "true"], root: r).status == 125)
+
+        // --volumes-from: the same volume and host path, read-only with :ro.
+        #expect(h.urun(["create", "--name", "owner", "-v", "vol:/data", "-v", host + ":/host", h.image(), "true"], root: r).status == 0)
+        let shared = h.urun(["--network", "none", "--volumes-from", "owner:ro", h.image(), "sh", "-c",
+                             "cat /data/mine; ls -A /host; touch /data/x 2>&1 | grep -c Read-only"], root: r)
+        #expect(shared.lines == ["mine", "1"], "\(shared)")
+        let writable = h.urun(["--network", "none", "--volumes-from", "owner", "-v", "other:/data", h.image(), "sh", "-c", "touch /host/w && ls -A /data"], root: r)
+        #expect(writable.status == 0 && writable.text.isEmpty && access(host + "/w", F_OK) == 0, "-v wins at the same target: \(writable)")
+        let missing = h.urun(["--volumes-from", "nobody", h.image(), "true"], root: r)
+        #expect(missing.status == 125 && missing.stderr.contains("nobody"), "\(missing)")
+        #expect(h.urun(["rm", "owner"], root: r).status == 0)
+    }
+
+    /// `:U` (podman's): the source's tree is chowned, through the user
+    /// namespace, to the container's user, so it may write there.
+    @Test func volumeUChownsTheSourceToTheContainersUser() throws {
+        let range = try #require(h.subordinateRange, "needs subordinate ids for the test user")
+        let host = h.freshRoot() + "-u"
+        h.runAsUser(["sh", "-c", "mkdir -p \(host)/sub && echo x > \(host)/sub/f && chmod 755 \(host)/sub"])
+        let r = h.urun(["--network", "none", "-u", "1000:1000", "-v", host + ":/h:U", h.image(), "sh", "-c", "touch /h/sub/new && stat -c %u:%g /h /h/sub/f"])
+        #expect(r.lines == ["1000:1000", "1000:1000"], "\(r)")
+        let outside = range.start + 999
+        let owners = Harness.sh("find \(host) -printf '%U:%G\\n' | sort -u")
+        #expect(owners.lines == ["\(outside):\(outside)"], "every entry belongs to the container user's host id: \(owners)")
+        // A tree with an owner the container does not map cannot be chowned: one line.
+        let foreign = h.freshRoot() + "-foreign"
+        Harness.sh("mkdir -p \(foreign) && chown \(h.uid):0 \(foreign)")
+        let refused = h.urun(["--network", "none", "-u", "1000:1000", "-v", foreign + ":/h:U", h.image(), "true"])
+        #expect(refused.status == 125 && refused.stderr.contains("does not map"), "\(refused)")
+    }
+
     @Test func workdirIsCreatedAndUsed() {
         let result = h.urun(["-w", "/work/deep", h.image(), "pwd"])
         #expect(result.stdout == "/work/deep\n", "\(result)")

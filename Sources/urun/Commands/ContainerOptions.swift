@@ -22,6 +22,7 @@ enum ContainerOptions {
         OptionSpec("user", short: "u", value: "USER[:GROUP]", help: "Run as this user: a name or uid from the image's /etc/passwd"),
         OptionSpec("hostname", short: "h", value: "NAME", help: "Container hostname (default: the first 12 digits of its id)"),
         OptionSpec("volume", short: "v", value: "SRC:DST[:ro]", help: "Bind a host path into the container", repeatable: true, files: true),
+        OptionSpec("volumes-from", value: "CONTAINER[:ro|rw]", help: "Bind the volumes (named and host paths) of another container, read-only with :ro", repeatable: true),
         OptionSpec("mount", value: "type=bind|volume|tmpfs,src=SRC,dst=DST[,ro]", help: "A mount, docker's long form: a host path, a named volume or a tmpfs (tmpfs-size=, tmpfs-mode=)", repeatable: true),
         OptionSpec("tmpfs", value: "DST[:OPTS]", help: "Mount a tmpfs (OPTS: size=64m,mode=1777,exec,...)", repeatable: true),
         OptionSpec("read-only", help: "Mount the container's root read-only"),
@@ -284,7 +285,8 @@ enum ContainerOptions {
             guard let name = fields["src"], Volume.isName(name) else {
                 throw UrunError.usage("--mount \(printable(text)): a volume needs src= a volume name")
             }
-            return .volume(try Volume.parse(name + ":" + target + (readOnly ? ":ro" : "")))
+            let options = (readOnly ? ["ro"] : []) + (["true", "1"].contains(fields["volume-nocopy"] ?? "") ? ["nocopy"] : [])
+            return .volume(try Volume.parse(name + ":" + target + (options.isEmpty ? "" : ":" + options.joined(separator: ","))))
         case "tmpfs":
             var options: [String] = []
             if let size = fields["tmpfs-size"] { options.append("size=" + size) }
@@ -431,6 +433,21 @@ enum ContainerOptions {
     }
 
     /// A number of seconds for a stop timeout: 0 up to what poll(2) can wait.
+    /// --volumes-from C[:ro|rw]: C's volumes at the same targets, unless this
+    /// run binds something there itself; :ro or :rw overrides each one's mode.
+    static func volumesFrom(_ arguments: ParsedArguments, in store: ContainerStore, into spec: inout ContainerSpec) throws {
+        for text in arguments.values("volumes-from") {
+            let parts = text.split(separator: ":", maxSplits: 1).map(String.init)
+            guard parts.count == 1 || parts[1] == "ro" || parts[1] == "rw", let name = parts.first else {
+                throw UrunError.usage("--volumes-from \(printable(text)): expected CONTAINER[:ro|rw]")
+            }
+            let record = try store.resolve(name)
+            for volume in record.spec.volumes where !spec.volumes.contains(where: { $0.target == volume.target }) {
+                spec.volumes.append(Volume(source: volume.source, target: volume.target, readOnly: parts.count == 2 ? parts[1] == "ro" : volume.readOnly))
+            }
+        }
+    }
+
     /// --cidfile FILE, refused before anything is created if FILE exists (as docker).
     static func cidfile(_ arguments: ParsedArguments) throws -> String? {
         guard let path = arguments.value("cidfile") else { return nil }

@@ -54,6 +54,7 @@ enum RunCommand: Command {
         }
         let paths = try globals.paths()
         try VolumeStore(paths: paths).resolve(&spec)
+        try ContainerOptions.volumesFrom(arguments, in: ContainerStore(paths: paths), into: &spec)
         if arguments.flag("print-config") {
             print(try Launcher(paths: paths).plan(for: spec).config().pretty())
             return 0
@@ -98,6 +99,7 @@ enum CreateCommand: Command {
         var spec = try ContainerOptions.containerSpec(from: arguments)
         let containers = Containers(paths: try globals.paths(), globalArguments: globals.arguments)
         try VolumeStore(paths: containers.store.paths).resolve(&spec)
+        try ContainerOptions.volumesFrom(arguments, in: containers.store, into: &spec)
         let cidfile = try ContainerOptions.cidfile(arguments)
         try ContainerOptions.replaceNamed(arguments, in: containers)
         let record = try containers.create(spec, name: arguments.value("name"), autoRemove: arguments.flag("rm"))
