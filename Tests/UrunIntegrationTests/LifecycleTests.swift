@@ -19,6 +19,39 @@ import UrunTestSupport
         return left.stdout.isEmpty && Harness.sh("pgrep -u \(h.uid) -f '\(root)'").status != 0
     }
 
+    /// ps and images as scripts use them: Go templates, {{json .}}, and
+    /// docker's --filter keys (values of a key are alternatives, keys all apply).
+    @Test func psAndImagesFormatsAndFilters() throws {
+        let r = root()
+        #expect(u(r, ["run", "-d", "--name", "web", "--label", "tier=front", h.image(), "sleep", "60"]).status == 0)
+        #expect(u(r, ["run", "--name", "job", "--label", "tier=batch", h.image(), "sh", "-c", "exit 4"]).status == 4)
+        #expect(u(r, ["create", "--name", "idle", h.image(), "true"]).status == 0)
+        #expect(u(r, ["ps", "--format", "{{.Names}}"]).lines == ["web"])
+        #expect(u(r, ["ps", "--filter", "status=exited", "--format", "{{.Names}} {{.Status}}"]).text.hasPrefix("job Exited (4)"))
+        #expect(u(r, ["ps", "-a", "--filter", "label=tier", "--format", "{{.Names}}"]).lines.sorted() == ["job", "web"])
+        #expect(u(r, ["ps", "-a", "--filter", "label=tier=front", "--filter", "label=tier=batch", "--format", "{{.Names}}"]).lines.sorted() == ["job", "web"])
+        #expect(u(r, ["ps", "-a", "--filter", "label=tier=front", "--filter", "status=created", "--format", "{{.Names}}"]).text.isEmpty)
+        #expect(u(r, ["ps", "-a", "--filter", "name=id", "--filter", "status=created", "-q"]).lines.count == 1)
+        #expect(u(r, ["ps", "-a", "--filter", "exited=4", "--format", "{{.Names}}"]).lines == ["job"])
+        #expect(u(r, ["ps", "-a", "--filter", "ancestor=busybox.tar", "-q"]).lines.count == 3)
+        let json = u(r, ["ps", "--format", "{{json .}}"])
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any], "\(json)")
+        #expect(object["Names"] as? String == "web" && object["Labels"] as? String == "tier=front" && object["State"] as? String == "running")
+        #expect(u(r, ["ps", "-a", "--format", "json"]).lines.count == 3)
+        #expect(u(r, ["ps", "--format", "table {{.Names}}\\t{{.State}}"]).lines.first?.hasPrefix("NAMES") == true)
+        let bad = u(r, ["ps", "--filter", "colour=red"])
+        #expect(bad.status == 125 && bad.stderr.contains("KEY one of"), "\(bad)")
+
+        #expect(u(r, ["commit", "job", "mine/job:v1"]).status == 0)
+        #expect(u(r, ["images", "--filter", "reference=mine/*", "--format", "{{.Repository}}:{{.Tag}}"]).lines == ["docker.io/mine/job:v1"])
+        #expect(u(r, ["images", "--filter", "reference=busy*", "-q"]).lines.count == 1)
+        #expect(u(r, ["images", "--filter", "reference=nothing*", "-q"]).text.isEmpty)
+        let images = u(r, ["images", "--format", "json"]).lines.compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+        #expect(images.count == 2 && images.allSatisfy { ($0["ID"] as? String)?.count == 12 }, "\(images)")
+        #expect(u(r, ["images", "--filter", "dangling=true", "-q"]).text.isEmpty)
+        #expect(u(r, ["rm", "-f", "web", "job", "idle"]).status == 0)
+    }
+
     @Test func detachedRunPsLogsExecStopStartRm() throws {
         let r = root()
         // --init: the command is not PID 1, so SIGTERM from `stop` kills it (PID 1 would ignore it).

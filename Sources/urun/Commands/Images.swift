@@ -23,28 +23,49 @@ enum ImagesCommand: Command {
         options: [
             OptionSpec("quiet", short: "q", help: "Only print image ids"),
             OptionSpec("no-trunc", help: "Do not shorten ids"),
+            OptionSpec("format", value: "TEMPLATE", help: "Go-style template: {{.Repository}} {{.Tag}} {{.ID}} {{.Size}} {{.LastUsed}} {{.Source}} {{.CreatedAt}}, {{json .}}; \"table ...\" adds a header; json: one object per line"),
+            OptionSpec("filter", value: "KEY=VALUE", help: "Only matching images: reference (a glob on NAME or NAME:TAG), dangling (true: no name), label (KEY or KEY=VALUE), id (a prefix)", repeatable: true),
         ])
+
+    static let fields = ["Repository", "Tag", "ID", "Size", "LastUsed", "Source", "CreatedAt"]
+    static let headers = [
+        "Repository": "REPOSITORY", "Tag": "TAG", "ID": "IMAGE ID", "Size": "SIZE", "LastUsed": "LAST USED", "Source": "SOURCE",
+        "CreatedAt": "CREATED AT",
+    ]
 
     static func run(_ arguments: ParsedArguments, _ globals: Globals) throws -> Int32 {
         let store = try imageStore(globals)
         let full = arguments.flag("no-trunc")
-        var lines = [["REPOSITORY", "TAG", "IMAGE ID", "SIZE", "LAST USED", "SOURCE"]]
+        let filters = try ListingFilters(arguments.values("filter"), known: ["reference", "dangling", "label", "id"])
+        var rows: [[String: String]] = []
         var seen = Set<String>()
         for record in store.records() {
+            guard filters.allowsLabels(record.config?.labels ?? [:]),
+                filters.allows("dangling", { ($0 == "true") == record.names.isEmpty }),
+                filters.allows("id", { record.id.hasPrefix($0.replacingAll("sha256:", with: "")) })
+            else { continue }
             let id = full ? "sha256:" + record.id : record.shortID
-            if arguments.flag("quiet") {
-                if seen.insert(record.id).inserted { print(id) }
-                continue
-            }
             let used = store.lastUsed(record).map { $0.humanDistance() + " ago" } ?? "never"
             let size = humanSize(store.size(record))
             let source = record.source.map(Self.shownSource) ?? ""
             for name in record.names.isEmpty ? [""] : record.names {
                 let (repository, tag) = split(name)
-                lines.append([repository, tag, id, size, used, source])
+                // As docker matches it: the full name or the familiar one ("alpine" for docker.io/library/alpine).
+                let familiar = [name, repository].map { $0.replacingAll("docker.io/library/", with: "").replacingAll("docker.io/", with: "") }
+                guard filters.allows("reference", { pattern in ([name, repository] + familiar).contains { ListingFilters.glob(pattern, $0) } }) else { continue }
+                if arguments.flag("quiet") {
+                    if seen.insert(record.id).inserted { print(id) }
+                    continue
+                }
+                rows.append([
+                    "Repository": repository, "Tag": tag, "ID": id, "Size": size, "LastUsed": used, "Source": source,
+                    "CreatedAt": record.config?.created ?? "",
+                ])
             }
         }
-        if !arguments.flag("quiet") { print(PsCommand.align(lines), terminator: "") }
+        if arguments.flag("quiet") { return 0 }
+        let listing = Listing(fields: fields, headers: headers, rows: rows)
+        print(listing.render(format: arguments.value("format"), default: "table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.Size}}\t{{.LastUsed}}\t{{.Source}}"), terminator: "")
         return 0
     }
 

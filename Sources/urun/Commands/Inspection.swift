@@ -11,48 +11,54 @@ enum PsCommand: Command {
             OptionSpec("all", short: "a", help: "Show all containers, not only running ones"),
             OptionSpec("quiet", short: "q", help: "Only print ids"),
             OptionSpec("no-trunc", help: "Do not shorten ids and commands"),
-            OptionSpec("format", value: "TEMPLATE", help: "Go-style template: {{.ID}} {{.Names}} {{.Image}} {{.Command}} {{.Status}} {{.State}} {{.CreatedAt}} {{.RunningFor}}; \"table ...\" adds a header"),
+            OptionSpec("format", value: "TEMPLATE", help: "Go-style template: {{.ID}} {{.Names}} {{.Image}} {{.Command}} {{.Status}} {{.State}} {{.CreatedAt}} {{.RunningFor}} {{.Ports}} {{.Labels}}, {{json .}}; \"table ...\" adds a header; json: one object per line"),
+            OptionSpec("filter", value: "KEY=VALUE", help: "Only matching containers: id, name, status (created, running, paused, restarting, exited), label (KEY or KEY=VALUE), ancestor (image), health (starting, healthy, unhealthy, none), exited (code)", repeatable: true),
         ])
+
+    static let fields = ["ID", "Names", "Image", "Command", "CreatedAt", "RunningFor", "Status", "State", "Ports", "Labels"]
+    static let headers = [
+        "ID": "CONTAINER ID", "Names": "NAMES", "Image": "IMAGE", "Command": "COMMAND", "Status": "STATUS",
+        "State": "STATE", "CreatedAt": "CREATED AT", "RunningFor": "CREATED", "Ports": "PORTS", "Labels": "LABELS",
+    ]
 
     static func run(_ arguments: ParsedArguments, _ globals: Globals) throws -> Int32 {
         let containers = try containers(globals)
         containers.collectGarbage()
         let full = arguments.flag("no-trunc")
+        let filters = try ListingFilters(arguments.values("filter"), known: ["id", "name", "status", "label", "ancestor", "health", "exited"])
+        // A status filter may ask for stopped containers: it implies -a, as docker's does.
+        let all = arguments.flag("all") || arguments.values("filter").contains { $0.hasPrefix("status=") || $0.hasPrefix("exited=") }
         var rows: [[String: String]] = []
         for record in containers.store.all() {
             let state = containers.store.state(record.id)
-            if !arguments.flag("all") && ![.running, .paused, .restarting].contains(state.status) { continue }
+            if !all && ![.running, .paused, .restarting].contains(state.status) { continue }
+            let health = record.spec.healthCheck == nil ? nil : containers.store.health(record.id) ?? HealthState()
+            guard filters.allows("id", { record.id.hasPrefix($0) }), filters.allows("name", { record.name.contains($0) }),
+                filters.allows("status", { $0 == state.status.rawValue }), filters.allowsLabels(record.spec.labels),
+                filters.allows("ancestor", { $0 == record.spec.image || baseName(of: record.spec.image) == $0 || record.imageID?.hasPrefix($0.replacingAll("sha256:", with: "")) == true }),
+                filters.allows("health", { $0 == (health?.status.rawValue ?? "none") }),
+                filters.allows("exited", { state.status == .exited && Int32($0) == state.exitCode })
+            else { continue }
             let command = record.spec.effectiveCommand.joined(separator: " ")
             rows.append([
                 "ID": full ? record.id : String(record.id.prefix(12)),
                 "Names": record.name,
                 "Image": baseName(of: record.spec.image),
                 "Command": "\"" + (full || command.count <= 20 ? command : String(command.prefix(19)) + "…") + "\"",
-                "Status": status(state, health: record.spec.healthCheck == nil ? nil : containers.store.health(record.id) ?? HealthState()),
+                "Status": status(state, health: health),
                 "State": state.status.rawValue,
                 "CreatedAt": record.created.rfc3339,
                 "RunningFor": record.created.humanDistance() + " ago",
                 "Ports": state.ports.joined(separator: ", "),
+                "Labels": record.spec.labels.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ","),
             ])
         }
         if arguments.flag("quiet") {
             for row in rows { print(row["ID"]!) }
             return 0
         }
-        var format = arguments.value("format") ?? "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}"
-        format = format.replacingAll("\\t", with: "\t")
-        let table = format.hasPrefix("table ")
-        if table { format.removeFirst(6) }
-        var lines: [[String]] = []
-        if table {
-            let headers = [
-                "ID": "CONTAINER ID", "Names": "NAMES", "Image": "IMAGE", "Command": "COMMAND", "Status": "STATUS",
-                "State": "STATE", "CreatedAt": "CREATED AT", "RunningFor": "CREATED", "Ports": "PORTS",
-            ]
-            lines.append(fill(format, headers).components(separatedBy: "\t"))
-        }
-        for row in rows { lines.append(fill(format, row).components(separatedBy: "\t")) }
-        print(align(lines), terminator: "")
+        let listing = Listing(fields: fields, headers: headers, rows: rows)
+        print(listing.render(format: arguments.value("format"), default: "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}"), terminator: "")
         return 0
     }
 
@@ -71,23 +77,6 @@ enum PsCommand: Command {
         case .restarting: return "Restarting (\(exit)) " + finished
         case .removing: return "Removal In Progress"
         }
-    }
-
-    /// Replaces each {{.Field}} with the row's value.
-    static func fill(_ template: String, _ values: [String: String]) -> String {
-        var out = ""
-        var rest = Substring(template)
-        while let open = rest.range(of: "{{") {
-            out += rest[..<open.lowerBound]
-            guard let close = rest[open.upperBound...].range(of: "}}") else {
-                rest = rest[open.lowerBound...]
-                break
-            }
-            let field = rest[open.upperBound..<close.lowerBound].trimmingCharacters(in: " .")
-            out += values[field] ?? ""
-            rest = rest[close.upperBound...]
-        }
-        return out + rest
     }
 
     /// Columns separated by tabs, padded to their widest cell (like a tabwriter).
