@@ -85,6 +85,29 @@ public struct ResourceLimits: Equatable, Sendable {
         add("--cpus", "cpu", "cpu.max", "\(Int((cpus * 100_000).rounded())) 100000")
     }
 
+    /// `--cpu-quota` and `--cpu-period` (microseconds, CFS's): cpu.max
+    /// "QUOTA PERIOD"; a quota of -1 is "max". Not with --cpus, as docker.
+    public mutating func setCPUQuota(quota: String?, period: String?) throws(UrunError) {
+        guard quota != nil || period != nil else { return }
+        if settings.contains(where: { $0.flag == "--cpus" }) {
+            throw .usage("--cpu-quota and --cpu-period conflict with --cpus (which sets both)")
+        }
+        let periodValue = try period.map { (text) throws(UrunError) -> Int in
+            guard let value = Int(text), (1000...1_000_000).contains(value) else {
+                throw .usage("--cpu-period \(text): expected microseconds from 1000 to 1000000")
+            }
+            return value
+        } ?? 100_000
+        let quotaValue = try quota.map { (text) throws(UrunError) -> String in
+            if text == "-1" { return "max" }
+            guard let value = Int(text), (1000...1_000_000_000_000).contains(value) else {
+                throw .usage("--cpu-quota \(text): expected microseconds per period, at least 1000 (-1: no limit)")
+            }
+            return String(value)
+        } ?? "max"
+        add(quota != nil ? "--cpu-quota" : "--cpu-period", "cpu", "cpu.max", "\(quotaValue) \(periodValue)")
+    }
+
     /// `--cpu-shares` (docker's 2..262144, default 1024) → cpu.weight (1..10000, default 100),
     /// with the conversion runc and crun use.
     public mutating func setCPUShares(_ text: String) throws(UrunError) {

@@ -63,11 +63,12 @@ extension ContainerPlan {
             try device.validated()
             mounts.ops.insert(.device(source: device.source, target: device.target), at: afterDevices)
         }
-        mounts.shareHostNamespaces(pid: spec.hostNamespaces.contains(.pid), ipc: spec.hostNamespaces.contains(.ipc))
+        mounts.shareHostNamespaces(pid: spec.hostNamespaces.contains(.pid), ipc: spec.hostNamespaces.contains(.ipc), cgroup: spec.hostCgroupNamespace)
 
         var process = OCIProcess(args: spec.effectiveCommand, cwd: workingDirectory)
         process.terminal = spec.tty
         process.env = environment
+        process.oomScoreAdj = spec.oomScoreAdj
         (process.uid, process.gid, process.additionalGids) = (user.uid, user.gid, user.groups)
         var plan = ContainerPlan(process: process, environment: environment, mounts: mounts)
         plan.rlimits = spec.ulimits
@@ -85,12 +86,13 @@ extension ContainerPlan {
         } else if spec.network.createsNamespace {
             plan.early.insert(.network)
         }
-        plan.unshareCgroup = true
+        plan.unshareCgroup = !spec.hostCgroupNamespace
         plan.idMap = joined != nil ? nil : subordinate ?? IDMap.single(hostUID: getuid(), hostGID: getgid(), uid: user.uid, gid: user.gid)
         plan.singleMapping = singleMapping
         plan.switchTo = singleMapping ? nil : user
         plan.security = spec.security
         plan.hostname = sharesUTS ? nil : hostname
+        plan.domainname = spec.domainname
         plan.loopback = spec.network.createsNamespace
         plan.useInit = spec.useInit
         plan.windowSize = spec.tty ? (WindowSize.of(0) ?? WindowSize.of(1)) : nil

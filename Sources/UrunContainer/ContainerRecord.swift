@@ -102,6 +102,10 @@ extension ContainerSpec {
         if restart != .no { object["restart"] = .string(restart.text) }
         if let healthCheck { object["healthCheck"] = healthCheck.json }
         if healthCheckDisabled { object["noHealthCheck"] = .bool(true) }
+        if let domainname { object["domainname"] = .string(domainname) }
+        if let oomScoreAdj { object["oomScoreAdj"] = .int(oomScoreAdj) }
+        if hostCgroupNamespace { object["cgroupns"] = .string("host") }
+        if !exposedPorts.isEmpty { object["expose"] = .array(exposedPorts.map(JSON.string)) }
         if !devices.isEmpty { object["devices"] = .array(devices.map { .string($0.flag) }) }
         if !groupAdd.isEmpty { object["groupAdd"] = .array(groupAdd.map(JSON.string)) }
         if !hostNamespaces.isEmpty { object["hostNamespaces"] = .array(hostNamespaces.map(\.rawValue).sorted().map(JSON.string)) }
@@ -142,6 +146,10 @@ extension ContainerSpec {
         healthCheck = HealthCheck(json: json["healthCheck"])
         healthCheckDisabled = json["noHealthCheck"]?.bool ?? false
         groupAdd = json["groupAdd"]?.strings ?? []
+        domainname = json["domainname"]?.string
+        oomScoreAdj = json["oomScoreAdj"]?.int.flatMap { (-1000...1000).contains($0) ? $0 : nil }
+        hostCgroupNamespace = json["cgroupns"]?.string == "host"
+        exposedPorts = json["expose"]?.strings ?? []
         devices = (json["devices"]?.strings ?? []).compactMap { try? DeviceMapping.parse($0) }
         hostNamespaces = Set((json["hostNamespaces"]?.strings ?? []).compactMap(SharedNamespace.init(rawValue:)))
         if let uid = json["keepID"]?["uid"]?.integer(UInt32.self), let gid = json["keepID"]?["gid"]?.integer(UInt32.self) {

@@ -139,6 +139,16 @@ public struct ContainerSpec: Sendable {
     public var annotations: [String: String] = [:]
     /// --device HOST[:CONTAINER[:PERMISSIONS]]: device nodes bound into /dev.
     public var devices: [DeviceMapping] = []
+    /// --domainname: the NIS domain name of the container's UTS namespace.
+    public var domainname: String?
+    /// --oom-score-adj: the command's /proc/self/oom_score_adj (raising it needs no privilege).
+    public var oomScoreAdj: Int?
+    /// --cgroupns host: the container sees the host's cgroup tree (no cgroup namespace).
+    public var hostCgroupNamespace = false
+    /// --expose: ports exposed besides the image's (what -P publishes).
+    public var exposedPorts: [String] = []
+    /// -q: no pull progress.
+    public var quietPull = false
     /// --group-add: more supplementary groups (gids or the image's group names), or keep-groups.
     public var groupAdd: [String] = []
     /// --pid, --ipc, --uts host: the host's namespace of that kind instead of a new one.
@@ -157,6 +167,7 @@ public struct ContainerSpec: Sendable {
     /// The image the spec names: from the cache, unpacked from its archive,
     /// or pulled from a registry as --pull says.
     func resolveImage(cache: String, showProgress: Bool) throws(UrunError) -> Image {
+        let showProgress = showProgress && !quietPull
         let store = ImageStore(directory: cache, mapping: try subordinateMapping())
         return try RegistryTransfer(store: store, options: registry).image(for: image, platform: platform, showProgress: showProgress)
     }
@@ -189,7 +200,7 @@ public struct ContainerSpec: Sendable {
         if healthCheck == nil && !healthCheckDisabled { spec.healthCheck = HealthCheck(image: config.healthcheck) }
         if publishAll {
             // -P: each exposed port on a free host port, unless -p already publishes it.
-            for exposed in config.exposedPorts {
+            for exposed in config.exposedPorts + exposedPorts {
                 guard let mapping = try? PortMapping.parse(exposed),
                     !ports.contains(where: { $0.proto == mapping.proto && ($0.containerPort..<$0.containerPort + $0.count).contains(mapping.containerPort) })
                 else { continue }

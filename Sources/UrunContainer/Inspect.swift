@@ -30,8 +30,8 @@ extension Containers {
         mounts += spec.tmpfs.map { .object([("Type", .string("tmpfs")), ("Destination", .string($0.target)), ("Options", .string($0.options.data))]) }
         // The namespaces the container made: a joined container's user and network ones are the other's.
         var namespaces: [JSON] = (spec.network.joinedContainer == nil ? ["user"] : []).map(JSON.string)
-        namespaces += ["mnt", "pid", "uts", "ipc", "cgroup"].filter { SharedNamespace(rawValue: $0).map { !spec.hostNamespaces.contains($0) } ?? true }
-            .map(JSON.string)
+        let own = ["mnt", "pid", "uts", "ipc"] + (spec.hostCgroupNamespace ? [] : ["cgroup"])
+        namespaces += own.filter { SharedNamespace(rawValue: $0).map { !spec.hostNamespaces.contains($0) } ?? true }.map(JSON.string)
         if spec.network.createsNamespace { namespaces.append(.string("net")) }
         let limits = JSON.object(spec.limits.settings.map { ($0.file, .string($0.value)) })
         var statsJSON: JSON = .null
@@ -74,7 +74,7 @@ extension Containers {
         config["Cmd"] = .array(command.map(JSON.string))
         config["Entrypoint"] = imageConfig?.entrypoint.map { .array($0.map(JSON.string)) } ?? .null
         config["Image"] = .string(spec.image)
-        let exposed = Set((imageConfig?.exposedPorts ?? []) + spec.ports.map { "\($0.containerPort)/\($0.proto.rawValue)" })
+        let exposed = Set((imageConfig?.exposedPorts ?? []) + spec.exposedPorts + spec.ports.map { "\($0.containerPort)/\($0.proto.rawValue)" })
         config["ExposedPorts"] = .object(exposed.sorted().map { ($0, .object([])) })
         let labels = (imageConfig?.labels ?? [:]).merging(spec.labels) { $1 }
         config["Labels"] = .object(labels.sorted { $0.key < $1.key }.map { ($0.key, .string($0.value)) })

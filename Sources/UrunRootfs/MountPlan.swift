@@ -158,7 +158,8 @@ public struct MountPlan: Equatable, Sendable {
     /// With the host's PID namespace no proc of its own can be mounted (the
     /// host's user namespace owns it): the host's /proc is bound, as podman
     /// does. With the host's IPC namespace, its /dev/shm and /dev/mqueue.
-    public mutating func shareHostNamespaces(pid: Bool, ipc: Bool) {
+    /// Without a cgroup namespace, the host's /sys/fs/cgroup, read-only.
+    public mutating func shareHostNamespaces(pid: Bool, ipc: Bool, cgroup: Bool = false) {
         let flags = UInt(MS_NOSUID | MS_NODEV | MS_NOEXEC)
         ops = ops.compactMap { op in
             switch op {
@@ -166,6 +167,8 @@ public struct MountPlan: Equatable, Sendable {
                 return .bindPath(source: "/proc", target: target, flags: flags, recursive: true, propagation: 0)
             case .tmpfs(let target, _, .mountShm) where ipc:
                 return .bindPath(source: "/dev/shm", target: target, flags: UInt(MS_NOSUID | MS_NODEV), recursive: false, propagation: 0)
+            case .cgroup2(let target) where cgroup:
+                return .bindPath(source: "/sys/fs/cgroup", target: target, flags: flags | UInt(MS_RDONLY), recursive: true, propagation: 0)
             case .mqueue(let target) where ipc:
                 return fileStatus("/dev/mqueue").map { _ in .bindPath(source: "/dev/mqueue", target: target, flags: flags, recursive: false, propagation: 0) }
             default:

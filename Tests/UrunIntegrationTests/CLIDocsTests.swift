@@ -21,6 +21,37 @@ import UrunTestSupport
         #expect(markdown.stdout == (try checkedIn("Docs/cli.md")), "Docs/cli.md is stale: urun manpage --markdown > Docs/cli.md")
     }
 
+    /// Docs/docker-compatibility.md names every `docker run` flag urun does
+    /// not take: each of docker's is either in `urun run --help` or there,
+    /// and each listed one is really refused.
+    @Test func everyDockerRunFlagIsSupportedOrListedAsNot() throws {
+        let docker = """
+            add-host annotation attach blkio-weight blkio-weight-device cap-add cap-drop cgroup-parent cgroupns cidfile cpu-count
+            cpu-percent cpu-period cpu-quota cpu-rt-period cpu-rt-runtime cpu-shares cpus cpuset-cpus cpuset-mems detach detach-keys
+            device device-cgroup-rule device-read-bps device-read-iops device-write-bps device-write-iops disable-content-trust dns
+            dns-option dns-search domainname entrypoint env env-file expose gpus group-add health-cmd health-interval health-retries
+            health-start-interval health-start-period health-timeout hostname init interactive ip ip6 ipc isolation kernel-memory label
+            label-file link link-local-ip log-driver log-opt mac-address memory memory-reservation memory-swap memory-swappiness mount
+            name network network-alias no-healthcheck oom-kill-disable oom-score-adj pid pids-limit platform privileged publish
+            publish-all pull quiet read-only restart rm runtime security-opt shm-size sig-proxy stop-signal stop-timeout storage-opt
+            sysctl tmpfs tty ulimit user userns uts volume volume-driver volumes-from workdir
+            """.split(whereSeparator: \.isWhitespace).map(String.init)
+        let help = h.urun(["run", "--help"]).stdout
+        let supported = Set(help.matches(of: /--([a-z0-9-]+)/).map { String($0.1) })
+        let page = try checkedIn("Docs/docker-compatibility.md")
+        let table = page.components(separatedBy: "## Verbs")[0]
+        let listed = Set(table.split(separator: "\n").filter { $0.hasPrefix("| `--") }.flatMap { line in
+            line.split(separator: "|")[0].matches(of: /`--([a-z0-9-]+)`/).map { String($0.1) }
+        })
+        for flag in docker {
+            #expect(supported.contains(flag) != listed.contains(flag), "--\(flag): \(supported.contains(flag) ? "supported and listed as not" : "neither supported nor listed")")
+        }
+        for flag in listed.sorted() {
+            let refused = h.urun(["run", "--\(flag)", "x", h.image(), "true"])
+            #expect(refused.status == 125 && refused.stderr.contains("--\(flag)"), "--\(flag): \(refused)")
+        }
+    }
+
     @Test(.requiring(access("/usr/bin/groff", X_OK) == 0, "groff is not installed (groff-base)"))
     func theManPageHasNoRoffWarnings() {
         let warnings = Harness.sh("groff -man -ww -z '\(Harness.packageRoot)/Docs/urun.1' 2>&1")

@@ -67,6 +67,36 @@ import UrunTestSupport
         #expect(h.urun(["rm", "-f", "web"], root: root).status == 0)
     }
 
+    /// --domainname, --oom-score-adj, --cgroupns host, --label-file,
+    /// --expose, -q; their bad values in one line.
+    @Test func moreDockerRunFlags() throws {
+        let r = h.urun(["--network", "none", "--domainname", "example.test", "--oom-score-adj", "500", h.image(), "sh", "-c",
+                        "cat /proc/sys/kernel/domainname /proc/self/oom_score_adj"])
+        #expect(r.lines == ["example.test", "500"], "\(r)")
+        let hostCgroup = Harness.sh("readlink /proc/self/ns/cgroup").text
+        let own = h.urun(["--network", "none", h.image(), "readlink", "/proc/self/ns/cgroup"])
+        let shared = h.urun(["--network", "none", "--cgroupns", "host", h.image(), "sh", "-c", "readlink /proc/self/ns/cgroup; touch /sys/fs/cgroup/x 2>&1 | grep -c Read-only"])
+        #expect(own.status == 0 && own.text != hostCgroup, "\(own)")
+        #expect(shared.lines == [hostCgroup, "1"], "the host's cgroup tree, read-only: \(shared)")
+
+        let root = h.freshRoot()
+        let labels = root + "-labels"
+        h.runAsUser(["sh", "-c", "printf '# labels\\nteam=core\\n\\nowner=ci\\n' > \(labels)"])
+        let run = h.urun(["run", "-d", "-q", "--name", "l", "--label-file", labels, "-l", "team=edge", "--expose", "8080", "--expose", "9000-9001/udp",
+                          h.image(), "sleep", "60"], root: root)
+        #expect(run.status == 0 && run.stderr.isEmpty, "\(run)")
+        let inspected = h.urun(["inspect", "-f", "{{.Config.Labels}} {{.Config.ExposedPorts}}", "l"], root: root)
+        #expect(inspected.text == #"{"owner":"ci","team":"edge"} {"8080/tcp":{},"9000/udp":{},"9001/udp":{}}"#, "\(inspected)")
+        #expect(h.urun(["rm", "-f", "l"], root: root).status == 0)
+
+        for bad in [["--oom-score-adj", "-5"], ["--oom-score-adj", "2000"], ["--domainname", "a b"], ["--expose", "70000"],
+                    ["--expose", "80/sctp"], ["--cgroupns", "other"], ["--cpu-period", "10"], ["--cpus", "1", "--cpu-quota", "5000"],
+                    ["--uts", "host", "--domainname", "x"], ["--label-file", "/nonexistent"]] {
+            let refused = h.urun(["--network", "none"] + bad + [h.image(), "true"], root: root)
+            #expect(refused.status == 125 && refused.stderr.split(separator: "\n").count <= 2, "\(bad): \(refused)")
+        }
+    }
+
     /// --device: a host node the user may open appears at its path or a new
     /// one; one the user may not open, a non-device, a bad form are refused.
     @Test func devices() {

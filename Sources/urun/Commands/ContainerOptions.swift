@@ -42,6 +42,14 @@ enum ContainerOptions {
         OptionSpec("sysctl", value: "NAME=VALUE", help: "A namespaced kernel setting: net.* (with a network of its own), kernel.shm*, kernel.msg*, kernel.sem, fs.mqueue.*", repeatable: true),
         OptionSpec("shm-size", value: "BYTES", help: "Size of /dev/shm (default 64m)"),
         OptionSpec("replace", help: "With --name: remove a container of that name first (stopping it), as podman's --replace"),
+        OptionSpec("label-file", value: "FILE", help: "Read labels from FILE (KEY=VALUE lines; # comments)", repeatable: true, files: true),
+        OptionSpec("expose", value: "PORT[/PROTO]", help: "Expose a port (or a range) besides the image's: -P publishes it, inspect lists it", repeatable: true),
+        OptionSpec("domainname", value: "NAME", help: "The container's NIS domain name"),
+        OptionSpec("oom-score-adj", value: "N", help: "The command's OOM score adjustment, -1000 to 1000 (unprivileged, only raising it works)"),
+        OptionSpec("cgroupns", value: "MODE", help: "private (default: the container's cgroup is its root) or host (the host's cgroup tree)", choices: ["private", "host"]),
+        OptionSpec("cpu-period", value: "MICROSECONDS", help: "CFS period (cpu.max; default 100000)"),
+        OptionSpec("cpu-quota", value: "MICROSECONDS", help: "CPU time per period (cpu.max; -1: no limit)"),
+        OptionSpec("quiet", short: "q", help: "Do not show the progress of a pull"),
         OptionSpec("label", short: "l", value: "KEY=VALUE", help: "A label of the container's own (inspect shows it with the image's)", repeatable: true),
         OptionSpec("env-host", help: "Pass all of urun's environment to the container (below -e and --env-file)"),
         OptionSpec("stop-timeout", value: "SECONDS", help: "Seconds `urun stop` waits before SIGKILL (default 10)"),
@@ -205,7 +213,36 @@ enum ContainerOptions {
         if arguments.flag("replace") && arguments.value("name") == nil {
             throw UrunError.usage("--replace needs --name: it replaces the container of that name")
         }
-        spec.labels = try keyValues(arguments, "label")
+        for file in arguments.values("label-file") {
+            let text = String(decoding: try readInputFile(file, what: "--label-file"), as: UTF8.self)
+            for line in text.split(whereSeparator: \.isNewline).map({ $0.trimmingCharacters(in: " \t") }) where !line.isEmpty && !line.hasPrefix("#") {
+                let parts = line.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
+                guard !parts[0].isEmpty, !hasControlCharacters(line) else { throw UrunError.usage("--label-file \(printable(file)): \(printable(line)): expected KEY=VALUE") }
+                spec.labels[parts[0]] = parts.count == 2 ? parts[1] : ""
+            }
+        }
+        spec.labels.merge(try keyValues(arguments, "label")) { $1 }
+        spec.exposedPorts = try arguments.values("expose").flatMap(exposed)
+        if let name = arguments.value("domainname") {
+            guard HostName.isValid(name, maxLength: HostName.maxHostname) else {
+                throw UrunError.usage("--domainname \(printable(name)): 1 to \(HostName.maxHostname) letters, digits, '-', '_' or '.'")
+            }
+            spec.domainname = name
+        }
+        if let adj = try arguments.int("oom-score-adj") {
+            guard (-1000...1000).contains(adj) else { throw UrunError.usage("--oom-score-adj \(adj): expected -1000 to 1000") }
+            // Lowering it needs CAP_SYS_RESOURCE on the host: say so now, not from inside the container.
+            let own = (try? readText("/proc/self/oom_score_adj")).flatMap { Int($0.trimmingWhitespace()) } ?? 0
+            if adj < own && geteuid() != 0 {
+                throw UrunError.usage("--oom-score-adj \(adj): below urun's own (\(own)); only root may lower it, anyone may raise it")
+            }
+            spec.oomScoreAdj = adj
+        }
+        if let mode = arguments.value("cgroupns") {
+            guard mode == "host" || mode == "private" else { throw UrunError.usage("--cgroupns \(printable(mode)): expected private or host") }
+            spec.hostCgroupNamespace = mode == "host"
+        }
+        spec.quietPull = arguments.flag("quiet")
         spec.annotations = try keyValues(arguments, "annotation")
         if let restart = arguments.value("restart") {
             spec.restart = try RestartPolicy(parsing: restart)
@@ -225,8 +262,8 @@ enum ContainerOptions {
             }
             if mode == "host" { spec.hostNamespaces.insert(shared) }
         }
-        if spec.hostNamespaces.contains(.uts) && spec.hostname != nil {
-            throw UrunError.usage("--hostname conflicts with --uts host: the hostname is the host's")
+        if spec.hostNamespaces.contains(.uts) && (spec.hostname != nil || spec.domainname != nil) {
+            throw UrunError.usage("--\(spec.hostname != nil ? "hostname" : "domainname") conflicts with --uts host: the names are the host's")
         }
         spec.healthCheck = try healthCheck(arguments)
         spec.healthCheckDisabled = arguments.flag("no-healthcheck")
@@ -377,6 +414,7 @@ enum ContainerOptions {
         if let value = arguments.value("cpus") { try limits.setCPUs(value, available: cpus) }
         if let value = arguments.value("cpu-shares") { try limits.setCPUShares(value) }
         if let value = arguments.value("cpu-weight") { try limits.setCPUWeight(value) }
+        try limits.setCPUQuota(quota: arguments.value("cpu-quota"), period: arguments.value("cpu-period"))
         if let value = arguments.value("cpuset-cpus") { try limits.setCPUSet(value, mems: false, available: cpus) }
         if let value = arguments.value("cpuset-mems") { try limits.setCPUSet(value, mems: true, available: cpus) }
         if let value = arguments.value("pids-limit") { try limits.setPidsLimit(value) }
@@ -446,6 +484,17 @@ enum ContainerOptions {
                 spec.volumes.append(Volume(source: volume.source, target: volume.target, readOnly: parts.count == 2 ? parts[1] == "ro" : volume.readOnly))
             }
         }
+    }
+
+    /// --expose PORT[-END][/tcp|udp]: "80/tcp" for each port, as the image's ExposedPorts lists them.
+    static func exposed(_ text: String) throws -> [String] {
+        let parts = text.split(separator: "/", maxSplits: 1).map(String.init)
+        let proto = parts.count == 2 ? parts[1] : "tcp"
+        let bounds = parts.first.map { $0.split(separator: "-", maxSplits: 1).map { Int($0) } } ?? []
+        guard proto == "tcp" || proto == "udp", let low = bounds.first ?? nil, let high = bounds.last ?? nil,
+            (1...65535).contains(low), (low...65535).contains(high), high - low < 1024
+        else { throw UrunError.usage("--expose \(printable(text)): expected PORT or START-END (1 to 65535, at most 1024 ports), then /tcp or /udp") }
+        return (low...high).map { "\($0)/\(proto)" }
     }
 
     /// --cidfile FILE, refused before anything is created if FILE exists (as docker).
