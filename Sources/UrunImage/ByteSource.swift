@@ -38,6 +38,13 @@ final class FileSource: ByteSource {
         buffer.deallocate()
     }
 
+    /// A decompressing child reading this file from its start, when it is
+    /// compressed and there is a core for it; nil otherwise.
+    func decompressedByChild() throws(UrunError) -> DecompressorProcess? {
+        let copy = try sys(.openImage, path: path) { fcntl(fd, F_DUPFD_CLOEXEC, 3) }
+        return try DecompressorProcess.start(descriptor: copy, path: path)
+    }
+
     func next() throws(UrunError) -> UnsafeRawBufferPointer {
         if urun_interrupted() != 0 { throw .invalid("interrupted") }
         var n: Int

@@ -48,7 +48,16 @@ final class DecompressorProcess: ByteSource {
     /// second core to run it on; nil otherwise (the caller decompresses in-process).
     static func start(_ path: String) throws(UrunError) -> DecompressorProcess? {
         guard sysconf(Int32(_SC_NPROCESSORS_ONLN)) > 1 else { return nil }
-        let fd = try sys(.openImage, path: path) { open(path, O_RDONLY | O_CLOEXEC) }
+        return try start(descriptor: try sys(.openImage, path: path) { open(path, O_RDONLY | O_CLOEXEC) }, path: path)
+    }
+
+    /// The same for a file already open (a blob resolved in a layout); the
+    /// decompressor owns `fd` from here on.
+    static func start(descriptor fd: CInt, path: String) throws(UrunError) -> DecompressorProcess? {
+        guard sysconf(Int32(_SC_NPROCESSORS_ONLN)) > 1 else {
+            closeQuietly(fd)
+            return nil
+        }
         var magic = [UInt8](repeating: 0, count: 6)
         let n = pread(fd, &magic, magic.count, 0)
         guard n > 0, isWorthAChild(Array(magic.prefix(n))) else {

@@ -449,10 +449,8 @@ public struct ImageStore: Sendable {
         throws(UrunError)
     {
         var pending = missing
-        let file = try FileSource(path: path)
-        let counted = HashingSource(file, hashing: false)
-        counted.onProgress = { meter.update($0) }
-        let reader = try TarReader(counted, name: path, decompress: true)
+        let input = try ArchiveInput(path, meter: meter, hashing: false)
+        let reader = try TarReader(input.source, name: path, decompress: input.decompressesHere)
         while !pending.isEmpty, let entry = try reader.next() {
             let member = ImageArchive.normalize(archive_entry_pathname(entry).map { String(cString: $0) } ?? "")
             guard let layer = pending.removeValue(forKey: member), archive_entry_filetype(entry) == S_IFREG else { continue }
@@ -467,14 +465,23 @@ public struct ImageStore: Sendable {
     private func unpackLayer(_ layer: ImageArchive.Layer, _ input: ByteSource, source: String) throws(UrunError) {
         let (temporary, root) = try makeTemporary("layer-" + layer.diffID.prefix(12))
         defer { closeQuietly(root) }
-        let blob = HashingSource(input)
+        // A blob file (a layout's, a pull's) is decompressed and hashed by a
+        // child beside the extraction; a member of an outer archive here.
+        let child = try (input as? FileSource)?.decompressedByChild()
+        let blob = HashingSource(input, hashing: child == nil)
+        let blobDigest = { () throws(UrunError) -> String in
+            if let child { return try child.finish() }
+            return try blob.finish()
+        }
         do throws(UrunError) {
-            let uncompressed = HashingSource(try DecompressingSource(blob, name: "\(source): \(layer.member)"))
+            let plain: ByteSource
+            if let child { plain = child } else { plain = try DecompressingSource(blob, name: "\(source): \(layer.member)") }
+            let uncompressed = HashingSource(plain)
             let tar = try TarReader(uncompressed, name: "\(source): \(layer.member)", decompress: false)
             var extractor = Extractor(root: root, rootPath: temporary, options: extractorOptions(whiteouts: true))
             try extractor.extract(from: tar, first: nil)
             let diffID = try uncompressed.finish()
-            let blobDigest = try blob.finish()
+            let blobDigest = try blobDigest()
             if let expected = layer.blobDigest, blobDigest != expected {
                 throw .invalid("\(source): layer \(layer.member): sha256 is \(blobDigest), the manifest says \(expected)")
             }
@@ -486,7 +493,7 @@ public struct ImageStore: Sendable {
         } catch {
             try? removeTree(temporary)
             // A damaged layer is reported as what it is: not the blob the manifest names.
-            if let expected = layer.blobDigest, let actual = try? blob.finish(), actual != expected {
+            if let expected = layer.blobDigest, let actual = try? blobDigest(), actual != expected {
                 throw .invalid("\(source): layer \(layer.member): sha256 is \(actual), the manifest says \(expected)")
             }
             throw error
@@ -567,14 +574,15 @@ struct ArchiveInput {
     /// The sha256 of the file, once it was all read.
     let digest: () throws(UrunError) -> String
 
-    init(_ path: String, meter: ProgressMeter) throws(UrunError) {
+    /// `hashing`: whether the file's own digest is wanted (a rootfs tarball is named by it).
+    init(_ path: String, meter: ProgressMeter, hashing: Bool = true) throws(UrunError) {
         if let process = try DecompressorProcess.start(path) {
             process.onProgress = { meter.update($0) }
             source = process
             decompressesHere = false
             digest = { () throws(UrunError) in try process.finish() }
         } else {
-            let counted = HashingSource(try FileSource(path: path))
+            let counted = HashingSource(try FileSource(path: path), hashing: hashing)
             counted.onProgress = { meter.update($0) }
             source = counted
             decompressesHere = true
