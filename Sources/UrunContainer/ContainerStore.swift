@@ -100,6 +100,16 @@ public struct ContainerStore: Sendable {
         try writeFileAtomically(runtime(id) + "/state.json", state.json.serialized() + "\n")
     }
 
+    /// `urun kill` with a fatal signal: the monitor does not restart the
+    /// exit it causes; the next start forgets it.
+    public func markStoppedByUser(_ id: String) {
+        try? writeFile(runtime(id) + "/stopped-by-user", "", mode: 0o600)
+    }
+
+    public func wasStoppedByUser(_ id: String) -> Bool { access(runtime(id) + "/stopped-by-user", F_OK) == 0 }
+
+    public func forgetStoppedByUser(_ id: String) { unlink(runtime(id) + "/stopped-by-user") }
+
     /// Whether a supervisor holds the container's lock right now.
     public func isSupervised(_ id: String) -> Bool {
         !ContainerDirectory.isAbandoned(id: id, in: dataDirectory)

@@ -154,9 +154,15 @@ public struct Containers: Sendable {
 
     /// `urun kill`: a signal to the container's PID 1. SIGKILL goes to every
     /// process of its cgroup at once when it has one.
+    /// A fatal signal (SIGKILL, or the container's stop signal) ends its
+    /// restart policy until the next start, as docker's kill does; any other
+    /// (SIGHUP to reload, SIGUSR1) leaves it in place.
     public func kill(_ record: ContainerRecord, signal: CInt) throws(UrunError) {
         guard let pidfd = pidfd(record) else { throw .invalid("container \(record.name) is not running") }
         defer { closeQuietly(pidfd) }
+        if signal == SIGKILL || signal == record.spec.stopSignal.flatMap(parseSignal) ?? SIGTERM {
+            store.markStoppedByUser(record.id)
+        }
         let state = store.state(record.id)
         if signal == SIGKILL, let path = state.cgroup, (try? Cgroup(path: path).kill()) != nil { return }
         try sys(.superviseContainer, path: record.name) { urun_pidfd_send_signal(pidfd, signal) }

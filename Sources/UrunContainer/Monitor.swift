@@ -43,6 +43,7 @@ public struct Monitor {
             // nothing running, and `rm -f` can always find the supervisor.
             state.monitor = ProcessIdentity.of(getpid())
             state.restartCount = 0
+            store.forgetStoppedByUser(id)
             try store.save(state, for: id)
             listener = try listen()
             if waitForClient {
@@ -126,13 +127,14 @@ public struct Monitor {
             // Nothing is left running if this fails: `ps` then shows the exit as unknown.
             try? store.save(state, for: id)
 
-            // `stop` and `rm` hold the verb lock while the container ends: an
-            // exit they asked for is final.
+            // `stop` and `rm` hold the verb lock while the container ends, and
+            // `kill` with a fatal signal leaves a mark: an exit they asked for is final.
             let verb = try? store.lockVerbs(id, wait: false)
             if let verb { closeQuietly(verb) }
+            let stoppedByUser = verb == nil || store.wasStoppedByUser(id)
             let ranLong = state.startedAt.map { Timestamp.now().seconds - $0.seconds >= 10 } ?? false
             quickRestarts = ranLong ? 0 : quickRestarts + 1
-            guard record.spec.restart.restarts(afterExit: status.code, restarts: state.restartCount, stoppedByUser: verb == nil) else { break }
+            guard record.spec.restart.restarts(afterExit: status.code, restarts: state.restartCount, stoppedByUser: stoppedByUser) else { break }
             // Clients attached to this run learn how it ended; they may attach to the next.
             sendExitCode(status.code, to: clients)
             clients = []

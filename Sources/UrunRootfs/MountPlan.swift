@@ -367,10 +367,11 @@ public struct MountPlan: Equatable, Sendable {
         _ = fchmod(volume, st.st_mode & 0o7777)
     }
 
-    /// `:U`: every entry of the tree at `path` (not following symlinks) owned by uid:gid.
+    /// `:U`: every entry of the tree at `path` owned by uid:gid; `path` itself
+    /// is followed as the bind follows it, nothing below it is.
     private func chownTree(_ path: String, uid: UInt32, gid: UInt32) throws(UrunError) {
         Explain.step(.bindVolume, "chown -R \(uid):\(gid) \(path)")
-        let top = try sys(.bindVolume, path: path) { open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC) }
+        let top = try sys(.bindVolume, path: path) { open(path, O_RDONLY | O_CLOEXEC) }
         defer { closeQuietly(top) }
         if fchown(top, uid, gid) != 0 {
             let error = Errno.current

@@ -78,6 +78,33 @@ import UrunTestSupport
         #expect(u(root, ["rm", "loop"]).status == 0)
     }
 
+    /// docker's kill: a fatal signal (SIGKILL, the stop signal) ends the
+    /// policy until the next start; any other leaves it in place.
+    @Test func killWithAFatalSignalEndsTheRestarts() throws {
+        let root = h.freshRoot()
+        let out = countDirectory(root)
+        let run = u(root, ["run", "-d", "--name", "k", "--restart", "always", "-v", out + ":/out", h.image(), "sh", "-c",
+                           "echo run >> /out/count; trap 'exit 5' USR1; trap 'exit 6' TERM; while :; do sleep 0.1; done"])
+        #expect(run.status == 0, "\(run)")
+        func runs() -> Int { ((try? String(contentsOfFile: out + "/count", encoding: .utf8)) ?? "").split(separator: "\n").count }
+        func running() -> Bool { u(root, ["ps", "--filter", "status=running", "-q"]).lines.count == 1 }
+        #expect(waitFor { runs() == 1 && running() })
+        #expect(u(root, ["kill", "-s", "USR1", "k"]).status == 0)
+        #expect(waitFor { runs() == 2 && running() }, "USR1 is not fatal: restarted (\(runs()) runs)")
+        #expect(u(root, ["kill", "k"]).status == 0)
+        #expect(waitFor { u(root, ["ps", "-a", "--format", "{{.State}}"]).text == "exited" })
+        usleep(800_000)
+        #expect(runs() == 2, "SIGKILL ends the policy")
+        // The next start brings it back.
+        #expect(u(root, ["start", "k"]).status == 0)
+        #expect(waitFor { runs() == 3 && running() })
+        #expect(u(root, ["kill", "-s", "TERM", "k"]).status == 0)
+        #expect(waitFor { u(root, ["ps", "-a", "--format", "{{.State}}"]).text == "exited" })
+        usleep(800_000)
+        #expect(runs() == 3, "the stop signal ends it too")
+        #expect(u(root, ["rm", "k"]).status == 0)
+    }
+
     @Test func aHealthCheckTurnsUnhealthyAndBack() throws {
         let root = h.freshRoot()
         let run = u(root, ["run", "-d", "--name", "hc", "--health-cmd", "test -e /tmp/ok && echo fine", "--health-interval", "300ms",
