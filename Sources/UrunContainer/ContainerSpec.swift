@@ -135,6 +135,8 @@ public struct ContainerSpec: Sendable {
     /// --health-cmd and its settings; else the image's HEALTHCHECK, unless --no-healthcheck.
     public var healthCheck: HealthCheck?
     public var healthCheckDisabled = false
+    /// --health-interval and the rest, applied to the image's check when no --health-cmd replaces it.
+    public var healthSettings = HealthSettings()
     /// --annotation KEY=VALUE: shown by inspect, handed to nothing else (OCI annotations).
     public var annotations: [String: String] = [:]
     /// --device HOST[:CONTAINER[:PERMISSIONS]]: device nodes bound into /dev.
@@ -197,7 +199,10 @@ public struct ContainerSpec: Sendable {
         spec.workingDirectory = workingDirectory ?? config.workingDir
         spec.user = user ?? config.user
         spec.stopSignal = stopSignal ?? config.stopSignal
-        if healthCheck == nil && !healthCheckDisabled { spec.healthCheck = HealthCheck(image: config.healthcheck) }
+        if healthCheck == nil && !healthCheckDisabled, var check = HealthCheck(image: config.healthcheck) {
+            healthSettings.apply(to: &check)
+            spec.healthCheck = check
+        }
         if publishAll {
             // -P: each exposed port on a free host port, unless -p already publishes it.
             for exposed in config.exposedPorts + exposedPorts {

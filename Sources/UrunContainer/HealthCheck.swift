@@ -78,25 +78,24 @@ public struct HealthCheck: Equatable, Sendable {
     /// A year: longer than any check needs, short enough for poll's timeout arithmetic.
     public static let maximumMilliseconds = 366 * 86_400_000
 
-    /// A Go-style duration ("500ms", "30s", "1m30s", "2h"; a bare number is
-    /// seconds) in milliseconds, within a year; nil when malformed.
-    public static func milliseconds(_ text: String) -> Int? {
-        var total = 0
-        var rest = Substring(text)
-        guard !rest.isEmpty else { return nil }
-        while !rest.isEmpty {
-            let digits = rest.prefix { $0.isASCII && $0.isNumber }
-            guard !digits.isEmpty, digits.count <= 12, let value = Int(digits) else { return nil }
-            rest = rest.dropFirst(digits.count)
-            let unit = rest.prefix { $0.isASCII && $0.isLetter }
-            rest = rest.dropFirst(unit.count)
-            // A bare number is seconds, alone.
-            let bare = unit.isEmpty && rest.isEmpty && total == 0
-            guard let scale = bare ? 1000 : ["ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000][String(unit)] else { return nil }
-            total += value * scale
-            guard total <= maximumMilliseconds else { return nil }
-        }
-        return total
+    /// A Go-style duration in milliseconds, within a year (`goDurationMilliseconds`).
+    public static func milliseconds(_ text: String) -> Int? { goDurationMilliseconds(text, limit: maximumMilliseconds) }
+}
+
+/// The timing flags, each given or not: with --health-cmd or over the image's check.
+public struct HealthSettings: Equatable, Sendable {
+    public var intervalMilliseconds: Int?
+    public var timeoutMilliseconds: Int?
+    public var startPeriodMilliseconds: Int?
+    public var retries: Int?
+
+    public init() {}
+
+    public func apply(to check: inout HealthCheck) {
+        check.intervalMilliseconds = intervalMilliseconds ?? check.intervalMilliseconds
+        check.timeoutMilliseconds = timeoutMilliseconds ?? check.timeoutMilliseconds
+        check.startPeriodMilliseconds = startPeriodMilliseconds ?? check.startPeriodMilliseconds
+        check.retries = retries ?? check.retries
     }
 }
 

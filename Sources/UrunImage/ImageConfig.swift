@@ -98,8 +98,8 @@ enum Digest {
 
 extension ImageConfig {
     /// Instructions `commit --change` takes, as docker's: CMD, ENTRYPOINT, ENV,
-    /// WORKDIR, USER, EXPOSE, LABEL, STOPSIGNAL.
-    public static let changeInstructions = ["CMD", "ENTRYPOINT", "ENV", "WORKDIR", "USER", "EXPOSE", "LABEL", "STOPSIGNAL"]
+    /// WORKDIR, USER, EXPOSE, LABEL, STOPSIGNAL, HEALTHCHECK.
+    public static let changeInstructions = ["CMD", "ENTRYPOINT", "ENV", "WORKDIR", "USER", "EXPOSE", "LABEL", "STOPSIGNAL", "HEALTHCHECK"]
 
     /// Applies one Dockerfile-style instruction. CMD and ENTRYPOINT take the
     /// JSON form (`CMD ["nginx", "-g", "daemon off;"]`) or the shell form
@@ -156,9 +156,48 @@ extension ImageConfig {
             exposedPorts.sort()
         case "LABEL": for (key, value) in try pairs() { labels[key] = value }
         case "STOPSIGNAL": stopSignal = argument
+        case "HEALTHCHECK": healthcheck = try Self.healthcheck(argument, change: text)
         default:
             throw .usage("--change \(printable(text)): expected one of \(Self.changeInstructions.joined(separator: ", "))")
         }
+    }
+
+    /// `HEALTHCHECK [--interval=D] [--timeout=D] [--start-period=D] [--retries=N] CMD command`
+    /// or `HEALTHCHECK NONE`, as docker's Healthcheck object (durations in nanoseconds).
+    static func healthcheck(_ argument: String, change text: String) throws(UrunError) -> JSON {
+        if argument.uppercased() == "NONE" { return .object([("Test", .array([.string("NONE")]))]) }
+        var rest = Substring(argument)
+        var object = JSON.object([])
+        while rest.hasPrefix("--") {
+            let option = rest.prefix { $0 != " " && $0 != "\t" }
+            rest = rest.dropFirst(option.count).drop { $0 == " " || $0 == "\t" }
+            let parts = option.dropFirst(2).split(separator: "=", maxSplits: 1).map(String.init)
+            let keys = ["interval": "Interval", "timeout": "Timeout", "start-period": "StartPeriod", "retries": "Retries"]
+            guard parts.count == 2, let key = keys[parts[0]] else {
+                throw .usage("--change \(printable(text)): HEALTHCHECK takes --interval, --timeout, --start-period and --retries")
+            }
+            if key == "Retries" {
+                guard let retries = Int(parts[1]), (1...1_000_000).contains(retries) else { throw .usage("--change \(printable(text)): --retries expects 1 to 1000000") }
+                object[key] = .int(retries)
+            } else {
+                guard let ms = goDurationMilliseconds(parts[1], limit: 366 * 86_400_000) else {
+                    throw .usage("--change \(printable(text)): --\(parts[0]) expects a duration such as 30s")
+                }
+                object[key] = .int(Int64(ms) * 1_000_000)
+            }
+        }
+        guard rest.uppercased().hasPrefix("CMD") else { throw .usage("--change \(printable(text)): expected HEALTHCHECK [OPTIONS] CMD command, or HEALTHCHECK NONE") }
+        let command = String(rest.dropFirst(3)).trimmingWhitespace()
+        if command.hasPrefix("[") {
+            guard let parsed = try? JSON(parsing: command), let words = parsed.strings, !words.isEmpty else {
+                throw .usage("--change \(printable(text)): the JSON form is an array of strings")
+            }
+            object["Test"] = .array(([JSON.string("CMD")] + words.map(JSON.string)))
+        } else {
+            guard !command.isEmpty else { throw .usage("--change \(printable(text)): HEALTHCHECK CMD needs a command") }
+            object["Test"] = .array([.string("CMD-SHELL"), .string(command)])
+        }
+        return object
     }
 
     /// Words split at blanks, with "double" and 'single' quotes kept together (and removed).

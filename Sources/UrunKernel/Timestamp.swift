@@ -138,3 +138,25 @@ public struct Timestamp: Comparable, Sendable, CustomStringConvertible {
         }
     }
 }
+
+/// A Go-style duration, as docker's flags and Dockerfiles write them ("500ms",
+/// "30s", "1m30s", "2h"; a bare number is seconds), in milliseconds, at most
+/// `limit`; nil when malformed.
+public func goDurationMilliseconds(_ text: String, limit: Int) -> Int? {
+    var total = 0
+    var rest = Substring(text)
+    guard !rest.isEmpty else { return nil }
+    while !rest.isEmpty {
+        let digits = rest.prefix { $0.isASCII && $0.isNumber }
+        guard !digits.isEmpty, digits.count <= 12, let value = Int(digits) else { return nil }
+        rest = rest.dropFirst(digits.count)
+        let unit = rest.prefix { $0.isASCII && $0.isLetter }
+        rest = rest.dropFirst(unit.count)
+        // A bare number is seconds, alone.
+        let bare = unit.isEmpty && rest.isEmpty && total == 0
+        guard let scale = bare ? 1000 : ["ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000][String(unit)] else { return nil }
+        total += value * scale
+        guard total <= limit else { return nil }
+    }
+    return total
+}

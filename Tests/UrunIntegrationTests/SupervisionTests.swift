@@ -138,6 +138,30 @@ import UrunTestSupport
         #expect(Harness.sh("pgrep -u \(h.uid) -f 'test -e /tmp/ok'").status != 0, "no check left running")
     }
 
+    /// The image's HEALTHCHECK (made with commit --change, as docker's),
+    /// its timing changed by the flags alone, or turned off.
+    @Test func theImagesHealthCheckRuns() throws {
+        let root = h.freshRoot()
+        #expect(u(root, ["run", "--name", "base", h.image(), "true"]).status == 0)
+        let commit = u(root, ["commit", "--change", "HEALTHCHECK --interval=30s --retries=1 CMD test -e /tmp/ok", "base", "checked"])
+        #expect(commit.status == 0, "\(commit)")
+        #expect(u(root, ["image", "inspect", "-f", "{{.Config.Healthcheck.Test}}", "checked"]).text == #"["CMD-SHELL","test -e /tmp/ok"]"#)
+        // The flags alone change the image's timing: unhealthy within a second, not 30.
+        #expect(u(root, ["run", "-d", "--name", "c", "--health-interval", "200ms", "checked", "sleep", "60"]).status == 0)
+        #expect(waitFor(10) { u(root, ["ps", "--filter", "name=c", "--format", "{{.Status}}"]).text.hasSuffix("(unhealthy)") })
+        let config = (try inspect(root, "c")["Config"] as? [String: Any])?["Healthcheck"] as? [String: Any]
+        #expect(config?["Interval"] as? Int == 200_000_000 && config?["Retries"] as? Int == 1, "\(String(describing: config))")
+        #expect(u(root, ["run", "-d", "--name", "off", "--no-healthcheck", "checked", "sleep", "60"]).status == 0)
+        #expect(u(root, ["healthcheck", "run", "off"]).status == 125)
+        #expect(!u(root, ["ps", "--filter", "name=off", "--format", "{{.Status}}"]).text.contains("health"))
+        let none = u(root, ["commit", "--change", "HEALTHCHECK NONE", "base", "unchecked"])
+        #expect(none.status == 0 && u(root, ["run", "-d", "--name", "n", "unchecked", "sleep", "60"]).status == 0, "\(none)")
+        #expect(u(root, ["healthcheck", "run", "n"]).status == 125, "HEALTHCHECK NONE: no check")
+        let bad = u(root, ["commit", "--change", "HEALTHCHECK --every=1s CMD true", "base", "bad"])
+        #expect(bad.status == 125, "\(bad)")
+        #expect(u(root, ["rm", "-f", "c", "off", "n", "base"]).status == 0)
+    }
+
     @Test func aCheckThatHangsTimesOut() throws {
         let root = h.freshRoot()
         let run = u(root, ["run", "-d", "--name", "slow", "--health-cmd", "sleep 30", "--health-timeout", "200ms",
@@ -168,7 +192,7 @@ import UrunTestSupport
         #expect(u(root, ["ps", "-a", "-q"]).lines.count == 1)
 
         for bad in [["--restart", "sometimes"], ["--restart", "on-failure:-1"], ["--rm", "--restart", "always"],
-                    ["--health-interval", "1s"], ["--health-cmd", "true", "--health-interval", "soon"],
+                    ["--health-interval", "soon"], ["--health-cmd", "true", "--health-interval", "0s"],
                     ["--health-cmd", "true", "--health-retries", "0"], ["--health-cmd", "true", "--no-healthcheck"]] {
             let r = u(root, ["run"] + bad + [h.image(), "true"])
             #expect(r.status == 125 && r.stderr.split(separator: "\n").count <= 2, "\(bad): \(r)")

@@ -11,10 +11,10 @@ enum CommitCommand: Command {
             The container's writes become one more layer on its image (deletions as OCI whiteouts, owners as \
             the container sees them); the image goes into the cache under IMAGE, or by id alone. The container \
             may be stopped, paused or running (paused while its layer is written, unless --pause=false). \
-            --change takes CMD, ENTRYPOINT, ENV, WORKDIR, USER, EXPOSE, LABEL and STOPSIGNAL, as a Dockerfile writes them.
+            --change takes CMD, ENTRYPOINT, ENV, WORKDIR, USER, EXPOSE, LABEL, STOPSIGNAL and HEALTHCHECK, as a Dockerfile writes them.
             """,
         options: [
-            OptionSpec("change", short: "c", value: "INSTRUCTION", help: "Change the configuration: CMD, ENTRYPOINT, ENV, WORKDIR, USER, EXPOSE, LABEL, STOPSIGNAL", repeatable: true),
+            OptionSpec("change", short: "c", value: "INSTRUCTION", help: "Change the configuration: CMD, ENTRYPOINT, ENV, WORKDIR, USER, EXPOSE, LABEL, STOPSIGNAL, HEALTHCHECK", repeatable: true),
             OptionSpec("message", short: "m", value: "TEXT", help: "A comment in the image's history"),
             OptionSpec("author", short: "a", value: "NAME", help: "The author in the image's history"),
             OptionSpec("pause", short: "p", value: "BOOL", help: "Pause a running container while its layer is written (default true)", choices: ["true", "false"], implicitValue: "true"),

@@ -265,7 +265,7 @@ enum ContainerOptions {
         if spec.hostNamespaces.contains(.uts) && (spec.hostname != nil || spec.domainname != nil) {
             throw UrunError.usage("--\(spec.hostname != nil ? "hostname" : "domainname") conflicts with --uts host: the names are the host's")
         }
-        spec.healthCheck = try healthCheck(arguments)
+        (spec.healthCheck, spec.healthSettings) = try healthCheck(arguments)
         spec.healthCheckDisabled = arguments.flag("no-healthcheck")
         if spec.healthCheckDisabled && spec.healthCheck != nil {
             throw UrunError.usage("--no-healthcheck conflicts with --health-cmd")
@@ -528,18 +528,18 @@ enum ContainerOptions {
         return result
     }
 
-    /// --health-cmd and its settings. The settings alone would change the
-    /// image's check; urun asks for the command with them instead.
-    static func healthCheck(_ arguments: ParsedArguments) throws -> HealthCheck? {
-        let settings = ["health-interval", "health-timeout", "health-retries", "health-start-period"]
-        guard let command = arguments.value("health-cmd") else {
-            if let flag = settings.first(where: { arguments.has($0) }) {
-                throw UrunError.usage("--\(flag) needs --health-cmd (give the check's command with its settings)")
-            }
-            return nil
-        }
+    /// --health-cmd with its settings; the settings alone change the image's check.
+    static func healthCheck(_ arguments: ParsedArguments) throws -> (HealthCheck?, HealthSettings) {
+        let settings = try healthSettings(arguments)
+        guard let command = arguments.value("health-cmd") else { return (nil, settings) }
         guard !command.isEmpty else { throw UrunError.usage("--health-cmd: the command is empty (--no-healthcheck turns the image's off)") }
         var check = HealthCheck(shellCommand: command)
+        settings.apply(to: &check)
+        return (check, settings)
+    }
+
+    static func healthSettings(_ arguments: ParsedArguments) throws -> HealthSettings {
+        var settings = HealthSettings()
         func duration(_ flag: String, minimum: Int) throws -> Int? {
             guard let text = arguments.value(flag) else { return nil }
             guard let value = HealthCheck.milliseconds(text), value >= minimum else {
@@ -547,14 +547,14 @@ enum ContainerOptions {
             }
             return value
         }
-        check.intervalMilliseconds = try duration("health-interval", minimum: 1) ?? check.intervalMilliseconds
-        check.timeoutMilliseconds = try duration("health-timeout", minimum: 1) ?? check.timeoutMilliseconds
-        check.startPeriodMilliseconds = try duration("health-start-period", minimum: 0) ?? check.startPeriodMilliseconds
+        settings.intervalMilliseconds = try duration("health-interval", minimum: 1)
+        settings.timeoutMilliseconds = try duration("health-timeout", minimum: 1)
+        settings.startPeriodMilliseconds = try duration("health-start-period", minimum: 0)
         if let retries = try arguments.int("health-retries") {
             guard (1...1_000_000).contains(retries) else { throw UrunError.usage("--health-retries \(retries): expected 1 to 1000000") }
-            check.retries = retries
+            settings.retries = retries
         }
-        return check
+        return settings
     }
 
     static func stopTimeout(_ arguments: ParsedArguments, _ flag: String) throws -> Int? {
