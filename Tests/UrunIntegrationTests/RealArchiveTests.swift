@@ -80,7 +80,9 @@ final class RealArchives: Sendable {
         let busybox = Harness.shared.image()
         let d = directory
         let storage = "--root \(d)/storage --runroot \(d)/run --storage-driver vfs"
-        let podman = "podman \(storage) --cgroup-manager=cgroupfs --events-backend=file"
+        // A libpod state directory of its own (root's default is /run/libpod, which
+        // `system reset` below removes): other suites run podman as root meanwhile.
+        let podman = "podman \(storage) --tmpdir \(d)/run/libpod --cgroup-manager=cgroupfs --events-backend=file"
         let made = Harness.sh(
             """
             set -e

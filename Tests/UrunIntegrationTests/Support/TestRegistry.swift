@@ -204,7 +204,7 @@ final class RegistryImages: Sendable {
     let storage: String
     let problem: String?
 
-    var podman: String { "podman --root \(storage)/root --runroot \(storage)/runroot --storage-driver vfs --cgroup-manager=cgroupfs --events-backend=file" }
+    var podman: String { "podman --root \(storage)/root --runroot \(storage)/runroot --tmpdir \(storage)/runroot/libpod --storage-driver vfs --cgroup-manager=cgroupfs --events-backend=file" }
     var buildah: String { "buildah --root \(storage)/root --runroot \(storage)/runroot --storage-driver vfs" }
 
     private init() {
@@ -215,7 +215,7 @@ final class RegistryImages: Sendable {
             return
         }
         let busybox = h.image("busybox.tar.gz")
-        let p = "podman --root \(storage)/root --runroot \(storage)/runroot --storage-driver vfs --cgroup-manager=cgroupfs --events-backend=file"
+        let p = "podman --root \(storage)/root --runroot \(storage)/runroot --tmpdir \(storage)/runroot/libpod --storage-driver vfs --cgroup-manager=cgroupfs --events-backend=file"
         let b = "buildah --root \(storage)/root --runroot \(storage)/runroot --storage-driver vfs"
         let made = Harness.sh("""
             set -e
