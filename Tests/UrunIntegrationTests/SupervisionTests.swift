@@ -13,6 +13,13 @@ import UrunTestSupport
         h.urun(arguments, root: root, timeout: timeout)
     }
 
+    /// Whatever a test left, even one that failed half-way: a restarting
+    /// container whose command ignores SIGTERM would outlive the suite.
+    func removeAll(_ root: String) {
+        let ids = u(root, ["ps", "-aq"]).lines
+        if !ids.isEmpty { _ = u(root, ["rm", "-f"] + ids) }
+    }
+
     /// A directory the test user may write, bound into containers to count their runs.
     func countDirectory(_ root: String) -> String {
         let path = root + "-out"
@@ -28,6 +35,7 @@ import UrunTestSupport
 
     @Test func onFailureRestartsExactlyAsManyTimesAsAsked() throws {
         let root = h.freshRoot()
+        defer { removeAll(root) }
         let out = countDirectory(root)
         let run = u(root, ["run", "-d", "--name", "flaky", "--restart", "on-failure:2", "-v", out + ":/out", h.image(),
                            "sh", "-c", "echo run >> /out/count; exit 3"])
@@ -51,6 +59,7 @@ import UrunTestSupport
 
     @Test func alwaysRestartsUntilStoppedAndRmEndsItBetweenRuns() throws {
         let root = h.freshRoot()
+        defer { removeAll(root) }
         let out = countDirectory(root)
         let run = u(root, ["run", "-d", "--name", "loop", "--restart", "always", "-v", out + ":/out", h.image(),
                            "sh", "-c", "echo run >> /out/count; sleep 0.3"])
@@ -82,6 +91,7 @@ import UrunTestSupport
     /// policy until the next start; any other leaves it in place.
     @Test func killWithAFatalSignalEndsTheRestarts() throws {
         let root = h.freshRoot()
+        defer { removeAll(root) }
         let out = countDirectory(root)
         let run = u(root, ["run", "-d", "--name", "k", "--restart", "always", "-v", out + ":/out", h.image(), "sh", "-c",
                            "echo run >> /out/count; trap 'exit 5' USR1; trap 'exit 6' TERM; while :; do sleep 0.1; done"])
@@ -107,6 +117,7 @@ import UrunTestSupport
 
     @Test func aHealthCheckTurnsUnhealthyAndBack() throws {
         let root = h.freshRoot()
+        defer { removeAll(root) }
         let run = u(root, ["run", "-d", "--name", "hc", "--health-cmd", "test -e /tmp/ok && echo fine", "--health-interval", "300ms",
                            "--health-retries", "2", h.image(), "sh", "-c", "touch /tmp/ok; exec sleep 600"])
         #expect(run.status == 0, "\(run)")
@@ -142,6 +153,7 @@ import UrunTestSupport
     /// its timing changed by the flags alone, or turned off.
     @Test func theImagesHealthCheckRuns() throws {
         let root = h.freshRoot()
+        defer { removeAll(root) }
         #expect(u(root, ["run", "--name", "base", h.image(), "true"]).status == 0)
         let commit = u(root, ["commit", "--change", "HEALTHCHECK --interval=30s --retries=1 CMD test -e /tmp/ok", "base", "checked"])
         #expect(commit.status == 0, "\(commit)")
@@ -164,6 +176,7 @@ import UrunTestSupport
 
     @Test func aCheckThatHangsTimesOut() throws {
         let root = h.freshRoot()
+        defer { removeAll(root) }
         let run = u(root, ["run", "-d", "--name", "slow", "--health-cmd", "sleep 30", "--health-timeout", "200ms",
                            "--health-interval", "300ms", "--health-retries", "1", h.image(), "sleep", "600"])
         #expect(run.status == 0, "\(run)")
@@ -177,6 +190,7 @@ import UrunTestSupport
 
     @Test func cidfileAnnotationsAndBadSupervisionFlags() throws {
         let root = h.freshRoot()
+        defer { removeAll(root) }
         let file = root + "-cid"
         let run = u(root, ["run", "-d", "--cidfile", file, "--annotation", "org.example.team=build", "--annotation", "flag", h.image(), "sleep", "60"])
         #expect(run.status == 0, "\(run)")
@@ -203,6 +217,7 @@ import UrunTestSupport
 
     @Test func generateSystemdWritesAUnitSystemdAccepts() throws {
         let root = h.freshRoot()
+        defer { removeAll(root) }
         #expect(u(root, ["create", "--name", "svc", "--restart", "always", h.image(), "sleep", "60"]).status == 0)
         let unit = u(root, ["--root", root, "generate", "systemd", "svc"])
         #expect(unit.status == 0, "\(unit)")
