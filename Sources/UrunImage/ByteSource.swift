@@ -11,11 +11,15 @@ protocol ByteSource: AnyObject {
     func next() throws(UrunError) -> UnsafeRawBufferPointer
 }
 
-/// A file, read in 1 MiB chunks; ^C (SIGINT) ends the read.
+/// A file, or a byte range of one (a member of a plain tar), read in 1 MiB
+/// chunks; ^C (SIGINT) ends the read.
 final class FileSource: ByteSource {
     let path: String
     let size: UInt64
     private let fd: CInt
+    /// With a range: where the next read starts, and where the range ends (read with pread).
+    private let range: Range<Int64>?
+    private var position: Int64
     private let buffer: UnsafeMutableRawPointer
     private static let chunk = 1 << 20
 
@@ -23,13 +27,16 @@ final class FileSource: ByteSource {
         self.init(descriptor: try sys(.openImage, path: path) { open(path, O_RDONLY | O_CLOEXEC) }, path: path)
     }
 
-    /// A file already open (a blob resolved inside a layout directory); the source closes it.
-    init(descriptor: CInt, path: String) {
+    /// A file already open (a blob resolved inside a layout directory), or
+    /// `range` of it; the source closes it.
+    init(descriptor: CInt, path: String, range: Range<Int64>? = nil) {
         self.path = path
         fd = descriptor
+        self.range = range
+        position = range?.lowerBound ?? 0
         var st = stat()
         fstat(fd, &st)
-        size = UInt64(max(0, st.st_size))
+        size = range.map { UInt64($0.count) } ?? UInt64(max(0, st.st_size))
         buffer = .allocate(byteCount: Self.chunk, alignment: 64)
     }
 
@@ -42,13 +49,20 @@ final class FileSource: ByteSource {
     /// compressed and there is a core for it; nil otherwise.
     func decompressedByChild() throws(UrunError) -> DecompressorProcess? {
         let copy = try sys(.openImage, path: path) { fcntl(fd, F_DUPFD_CLOEXEC, 3) }
-        return try DecompressorProcess.start(descriptor: copy, path: path)
+        return try DecompressorProcess.start(descriptor: copy, path: path, range: range)
     }
 
     func next() throws(UrunError) -> UnsafeRawBufferPointer {
         if urun_interrupted() != 0 { throw .invalid("interrupted") }
         var n: Int
-        repeat { n = read(fd, buffer, Self.chunk) } while n < 0 && errno == EINTR
+        if let range {
+            let wanted = Int(min(Int64(Self.chunk), range.upperBound - position))
+            repeat { n = wanted > 0 ? pread(fd, buffer, wanted, off_t(position)) : 0 } while n < 0 && errno == EINTR
+            if n > 0 { position += Int64(n) }
+            if n == 0 && position < range.upperBound { throw .invalid("\(path): the file ends inside this member") }
+        } else {
+            repeat { n = read(fd, buffer, Self.chunk) } while n < 0 && errno == EINTR
+        }
         guard n >= 0 else { throw .kernel(.unpackImage, path: path, .current) }
         return UnsafeRawBufferPointer(start: buffer, count: n)
     }

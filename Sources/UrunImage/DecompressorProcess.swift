@@ -53,26 +53,27 @@ final class DecompressorProcess: ByteSource {
 
     /// The same for a file already open (a blob resolved in a layout); the
     /// decompressor owns `fd` from here on.
-    static func start(descriptor fd: CInt, path: String) throws(UrunError) -> DecompressorProcess? {
+    /// `range`: only these bytes of it (a layer inside a plain image archive).
+    static func start(descriptor fd: CInt, path: String, range: Range<Int64>? = nil) throws(UrunError) -> DecompressorProcess? {
         guard sysconf(Int32(_SC_NPROCESSORS_ONLN)) > 1 else {
             closeQuietly(fd)
             return nil
         }
         var magic = [UInt8](repeating: 0, count: 6)
-        let n = pread(fd, &magic, magic.count, 0)
+        let n = pread(fd, &magic, magic.count, off_t(range?.lowerBound ?? 0))
         guard n > 0, isWorthAChild(Array(magic.prefix(n))) else {
             closeQuietly(fd)
             return nil
         }
-        return try DecompressorProcess(path: path, file: fd)
+        return try DecompressorProcess(path: path, file: fd, range: range)
     }
 
-    private init(path: String, file: CInt) throws(UrunError) {
+    private init(path: String, file: CInt, range: Range<Int64>?) throws(UrunError) {
         self.path = path
         self.file = file
         var st = stat()
         fstat(file, &st)
-        size = UInt64(max(0, st.st_size))
+        size = range.map { UInt64($0.count) } ?? UInt64(max(0, st.st_size))
         var filledPipe: [CInt] = [-1, -1]
         var freePipe: [CInt] = [-1, -1]
         var report: [CInt] = [-1, -1]
@@ -100,7 +101,7 @@ final class DecompressorProcess: ByteSource {
         }
         if pid == 0 {
             [filledPipe[0], freePipe[1], report[0]].forEach(closeQuietly)
-            Self.decompress(file: file, path: path, ring: ring, filled: filledPipe[1], free: freePipe[0], report: report[1])
+            Self.decompress(file: file, path: path, range: range, ring: ring, filled: filledPipe[1], free: freePipe[0], report: report[1])
         }
         closeQuietly(pidfd)
         [filledPipe[1], freePipe[0], report[1]].forEach(closeQuietly)
@@ -116,7 +117,9 @@ final class DecompressorProcess: ByteSource {
 
     /// The child: file → sha256 → decompress → the ring's slots, each filled
     /// before it is handed over; "OK <hex>" or "ERR <message>" on `report`.
-    private static func decompress(file: CInt, path: String, ring: UnsafeMutableRawPointer, filled: CInt, free: CInt, report: CInt) -> Never {
+    private static func decompress(
+        file: CInt, path: String, range: Range<Int64>?, ring: UnsafeMutableRawPointer, filled: CInt, free: CInt, report: CInt
+    ) -> Never {
         _ = urun_set_pdeathsig(SIGKILL)
         signal(SIGPIPE, SIG_IGN)
         var credits = slots
@@ -140,7 +143,7 @@ final class DecompressorProcess: ByteSource {
             return true
         }
         do throws(UrunError) {
-            let hashed = HashingSource(FileSource(descriptor: file, path: path))
+            let hashed = HashingSource(FileSource(descriptor: file, path: path, range: range))
             let plain = try DecompressingSource(hashed, name: path)
             reading: while true {
                 let chunk = try plain.next()

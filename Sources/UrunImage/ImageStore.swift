@@ -451,14 +451,39 @@ public struct ImageStore: Sendable {
         var pending = missing
         let input = try ArchiveInput(path, meter: meter, hashing: false)
         let reader = try TarReader(input.source, name: path, decompress: input.decompressesHere)
+        // In a plain (uncompressed) archive, as `docker save` writes it, a
+        // layer is a range of the file: read there, it can go to a
+        // decompressing child like a layer file (DecompressorProcess).
+        let plain = input.decompressesHere ? Self.openPlainTar(path) : nil
+        defer { plain.map { closeQuietly($0.fd) } }
         while !pending.isEmpty, let entry = try reader.next() {
             let member = ImageArchive.normalize(archive_entry_pathname(entry).map { String(cString: $0) } ?? "")
             guard let layer = pending.removeValue(forKey: member), archive_entry_filetype(entry) == S_IFREG else { continue }
-            try unpackLayer(layer, EntrySource(reader), source: path)
+            if let plain, let range = TarReader.dataRange(in: plain.fd, header: reader.headerPosition, size: archive_entry_size(entry), fileSize: plain.size),
+                case let copy = fcntl(plain.fd, F_DUPFD_CLOEXEC, 3), copy >= 0
+            {
+                try unpackLayer(layer, FileSource(descriptor: copy, path: path, range: range), source: path)
+            } else {
+                try unpackLayer(layer, EntrySource(reader), source: path)
+            }
         }
         if let layer = pending.values.first {
             throw .invalid("\(path): layer \(layer.member), named by the manifest, is not in the archive")
         }
+    }
+
+    /// The archive at `path` opened again when it is a plain tar ("ustar" at
+    /// offset 257), with its size; nil otherwise.
+    private static func openPlainTar(_ path: String) -> (fd: CInt, size: Int64)? {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        var magic = [UInt8](repeating: 0, count: 5)
+        var st = stat()
+        guard pread(fd, &magic, 5, 257) == 5, magic == Array("ustar".utf8), fstat(fd, &st) == 0, isRegularFile(st) else {
+            closeQuietly(fd)
+            return nil
+        }
+        return (fd, Int64(st.st_size))
     }
 
     /// Unpacks one layer from `input` (an archive's member, or a layout's blob file).

@@ -20,6 +20,56 @@ final class TarReader {
 
     deinit { archive_read_free(archive) }
 
+    /// Where the current entry's first header starts in the (plain) archive.
+    var headerPosition: Int64 { archive_read_header_position(archive) }
+
+    /// Where the data of the member whose headers start at `header` lies in
+    /// the plain tar file `fd` (of `fileSize` bytes): past its pax and GNU
+    /// long-name headers, `size` bytes; nil when the headers do not lead to a
+    /// regular file's data inside the file (each header's checksum checked).
+    /// What is read there is verified by its digest like any layer.
+    static func dataRange(in fd: CInt, header: Int64, size: Int64, fileSize: Int64) -> Range<Int64>? {
+        var position = header
+        var block = [UInt8](repeating: 0, count: 512)
+        for _ in 0..<8 {
+            guard position >= 0, position + 512 <= fileSize, pread(fd, &block, 512, off_t(position)) == 512,
+                let checksum = octal(block[148..<156]), checksum == headerSum(block)
+            else { return nil }
+            let type = block[156]
+            // Extended headers (pax 'x' and 'g', GNU 'L' and 'K') carry data blocks of their own.
+            if [UInt8(ascii: "x"), UInt8(ascii: "g"), UInt8(ascii: "L"), UInt8(ascii: "K")].contains(type) {
+                guard let length = octal(block[124..<136]) else { return nil }
+                position += 512 + (length + 511) / 512 * 512
+                continue
+            }
+            guard type == UInt8(ascii: "0") || type == 0 || type == UInt8(ascii: "7") else { return nil }
+            let start = position + 512
+            guard size >= 0, start + size <= fileSize else { return nil }
+            return start..<(start + size)
+        }
+        return nil
+    }
+
+    /// A header's checksum as tar computes it: every byte, the checksum field counted as spaces.
+    private static func headerSum(_ block: [UInt8]) -> Int64 {
+        var sum: Int64 = 0
+        for (offset, byte) in block.enumerated() { sum += Int64((148..<156).contains(offset) ? 32 : byte) }
+        return sum
+    }
+
+    /// A tar header's octal number field; nil when it is not one (or too large to matter here).
+    private static func octal(_ field: ArraySlice<UInt8>) -> Int64? {
+        var value: Int64 = 0
+        var digits = 0
+        for byte in field {
+            if byte == 0 || byte == UInt8(ascii: " ") { if digits > 0 { break } else { continue } }
+            guard (UInt8(ascii: "0")...UInt8(ascii: "7")).contains(byte), digits < 11 else { return nil }
+            value = value * 8 + Int64(byte - UInt8(ascii: "0"))
+            digits += 1
+        }
+        return digits > 0 ? value : nil
+    }
+
     /// The next entry, or nil at the end of the archive.
     func next() throws(UrunError) -> OpaquePointer? {
         var entry: OpaquePointer?

@@ -1,4 +1,6 @@
 import Foundation
+import CUrunArchive
+import Glibc
 import Testing
 import UrunKernel
 import UrunTestSupport
@@ -246,5 +248,53 @@ func shell(_ command: String) -> (Int32, String) {
         #expect(Set(results.map(\.path)).count == 1)
         #expect(scratch.entries.count == 1)
         #expect(scratch.leftovers.isEmpty)
+    }
+}
+
+/// A member of a plain tar is found as a range of the file (how a layer of a
+/// docker-save archive goes to the decompressing child) behind the headers
+/// GNU tar writes for long names and pax attributes.
+@Suite struct TarMemberRangeTests {
+    @Test(arguments: ["gnu", "pax", "ustar"])
+    func theDataBehindLongNameAndPaxHeaders(format: String) throws {
+        let scratch = Scratch()
+        let long = format == "ustar" ? "short" : String(repeating: "n", count: 150) + "-é"
+        let content = Array((0..<5000).map { UInt8($0 % 251) })
+        try makeDirectories(scratch.path + "/in", mode: 0o755)
+        _ = scratch.write("in/first", Array("first\n".utf8))
+        _ = scratch.write("in/" + long, content)
+        let archive = scratch.path + "/x.tar"
+        let made = Process()
+        made.executableURL = URL(fileURLWithPath: "/usr/bin/tar")
+        made.arguments = ["--format=" + format, "-C", scratch.path + "/in", "-cf", archive, "first", long]
+        try made.run()
+        made.waitUntilExit()
+        try #require(made.terminationStatus == 0)
+
+        let fd = open(archive, O_RDONLY | O_CLOEXEC)
+        defer { close(fd) }
+        var st = stat()
+        fstat(fd, &st)
+        let reader = try TarReader(FileSource(path: archive), name: archive, decompress: false)
+        var found: [String: [UInt8]] = [:]
+        while let entry = try reader.next() {
+            let name = String(cString: archive_entry_pathname(entry))
+            let range = try #require(TarReader.dataRange(in: fd, header: reader.headerPosition, size: archive_entry_size(entry), fileSize: Int64(st.st_size)), "\(name)")
+            var bytes = [UInt8](repeating: 0, count: range.count)
+            #expect(pread(fd, &bytes, bytes.count, off_t(range.lowerBound)) == bytes.count)
+            found[name] = bytes
+        }
+        #expect(found["first"] == Array("first\n".utf8))
+        #expect(found[long] == content, "\(format): the long-named member's bytes")
+    }
+
+    @Test func headersThatLeadNowhereGiveNoRange() throws {
+        let scratch = Scratch()
+        let file = scratch.write("junk.tar", [UInt8](repeating: UInt8(ascii: "7"), count: 2048))
+        let fd = open(file, O_RDONLY | O_CLOEXEC)
+        defer { close(fd) }
+        #expect(TarReader.dataRange(in: fd, header: 0, size: 10, fileSize: 2048) == nil)
+        #expect(TarReader.dataRange(in: fd, header: 4096, size: 10, fileSize: 2048) == nil)
+        #expect(TarReader.dataRange(in: fd, header: -512, size: 10, fileSize: 2048) == nil)
     }
 }
