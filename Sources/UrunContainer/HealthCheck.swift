@@ -185,16 +185,9 @@ struct HealthProbe {
         let devnull = open("/dev/null", O_RDONLY | O_CLOEXEC)
         defer { closeQuietly(devnull) }
         let arguments = ["urun"] + globalArguments + ["exec", id] + check.command
-        var environment: [String] = []
-        var entry = environ
-        while let pointer = entry.pointee {
-            environment.append(String(cString: pointer))
-            entry += 1
-        }
+        // The monitor's own environment, as it is (the check's is the container's, set by exec).
         let pid = withCStrings(arguments) { argv in
-            withCStrings(environment) { envp in
-                [devnull, output, output].withUnsafeBufferPointer { urun_spawn_tied("/proc/self/exe", argv, envp, $0.baseAddress, 3) }
-            }
+            [devnull, output, output].withUnsafeBufferPointer { urun_spawn_tied("/proc/self/exe", argv, environ, $0.baseAddress, 3) }
         }
         guard pid > 0 else {
             closeQuietly(output)

@@ -215,13 +215,10 @@ enum ContainerOptions {
         }
         for file in arguments.values("label-file") {
             let text = String(decoding: try readInputFile(file, what: "--label-file"), as: UTF8.self)
-            for line in text.split(whereSeparator: \.isNewline).map({ $0.trimmingCharacters(in: " \t") }) where !line.isEmpty && !line.hasPrefix("#") {
-                let parts = line.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
-                guard !parts[0].isEmpty, !hasControlCharacters(line) else { throw UrunError.usage("--label-file \(printable(file)): \(printable(line)): expected KEY=VALUE") }
-                spec.labels[parts[0]] = parts.count == 2 ? parts[1] : ""
-            }
+            let lines = text.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: " \t") }.filter { !$0.isEmpty && !$0.hasPrefix("#") }
+            spec.labels.merge(try keyValues(lines, "--label-file \(printable(file)):")) { $1 }
         }
-        spec.labels.merge(try keyValues(arguments, "label")) { $1 }
+        spec.labels.merge(try keyValues(arguments.values("label"), "--label")) { $1 }
         spec.exposedPorts = try arguments.values("expose").flatMap(exposed)
         if let name = arguments.value("domainname") {
             guard HostName.isValid(name, maxLength: HostName.maxHostname) else {
@@ -243,7 +240,7 @@ enum ContainerOptions {
             spec.hostCgroupNamespace = mode == "host"
         }
         spec.quietPull = arguments.flag("quiet")
-        spec.annotations = try keyValues(arguments, "annotation")
+        spec.annotations = try keyValues(arguments.values("annotation"), "--annotation")
         if let restart = arguments.value("restart") {
             spec.restart = try RestartPolicy(parsing: restart)
             if spec.restart != .no && arguments.flag("rm") {
@@ -517,12 +514,13 @@ enum ContainerOptions {
         }
     }
 
-    /// Repeated KEY=VALUE flags (--label, --annotation); KEY alone is an empty value.
-    static func keyValues(_ arguments: ParsedArguments, _ flag: String) throws -> [String: String] {
+    /// KEY=VALUE entries (--label, --annotation, a --label-file's lines),
+    /// named in errors by `what`; KEY alone is an empty value.
+    static func keyValues(_ entries: [String], _ what: String) throws -> [String: String] {
         var result: [String: String] = [:]
-        for entry in arguments.values(flag) {
+        for entry in entries {
             let parts = entry.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
-            guard !parts[0].isEmpty, !hasControlCharacters(entry) else { throw UrunError.usage("--\(flag) \(printable(entry)): expected KEY=VALUE") }
+            guard !parts[0].isEmpty, !hasControlCharacters(entry) else { throw UrunError.usage("\(what) \(printable(entry)): expected KEY=VALUE") }
             result[parts[0]] = parts.count == 2 ? parts[1] : ""
         }
         return result
