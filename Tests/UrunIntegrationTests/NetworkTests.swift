@@ -183,8 +183,10 @@ let pastaAvailable: ConditionTrait = .enabled(
         let run = h.urun(["run", "-d", "--name", "web", "--hostname", "webhost", "--add-host", "db:10.9.8.7", h.image(), "sh", "-c",
                           "while :; do echo from-web | nc -l -p 8080; done"], root: root)
         #expect(run.status == 0, "\(run)")
+        // `run -d` returns once web's shell runs, maybe before its nc listens: ask until it answers.
+        let ask = "for i in $(seq 50); do r=$(timeout 3 nc 127.0.0.1 8080 </dev/null) && [ -n \"$r\" ] && break; sleep 0.1; done; echo $r"
         let joined = h.urun(["--network", "container:web", h.image(), "sh", "-c",
-                             "timeout 3 nc 127.0.0.1 8080 </dev/null; hostname; grep -c db /etc/hosts; echo $$; ps -o comm | grep -c '^nc$'; id -u"],
+                             ask + "; hostname; grep -c db /etc/hosts; echo $$; ps -o comm | grep -c '^nc$'; id -u"],
                             root: root)
         #expect(joined.lines == ["from-web", "webhost", "1", "1", "0", "0"], "\(joined)")
         let inspect = h.urun(["inspect", "web"], root: root).stdout
