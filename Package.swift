@@ -1,6 +1,12 @@
 // swift-tools-version:6.0
 import PackageDescription
 
+// In release builds lld lays out the functions a run executes side by side, in the order
+// Helpers/order-text recorded (Helpers/build-urun gives each function its own section):
+// the static executable's code is mapped from the page cache with fault-around, so code
+// spread over the text made almost all of it resident (Docs/performance.md, "Memory").
+let textOrder = String(#filePath.dropLast("Package.swift".count)) + "Sources/urun/text-order.txt"
+
 // One library per concern; the `urun` executable is thin glue over them.
 // Concern targets depend only on UrunKernel (and their C shims), never on each other;
 // UrunContainer is the one place that knows the order of the steps.
@@ -51,6 +57,12 @@ let package = Package(
             dependencies: [
                 "UrunCLI", "UrunContainer", "UrunKernel", "UrunCgroups", "UrunProcess", "UrunSecurity", "UrunUserNS",
                 "UrunNetwork", "UrunOCI", "UrunRegistry",
+            ],
+            exclude: ["text-order.txt"],
+            linkerSettings: [
+                .unsafeFlags(
+                    ["-use-ld=lld", "-Xlinker", "--symbol-ordering-file=" + textOrder, "-Xlinker", "--no-warn-symbol-ordering"],
+                    .when(configuration: .release)),
             ]),
         .executableTarget(name: "urun-transfer", dependencies: ["UrunKernel", "UrunRegistry", "UrunHTTP"]),
 
