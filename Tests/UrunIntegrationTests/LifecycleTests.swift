@@ -58,8 +58,11 @@ import UrunTestSupport
         let id = u(r, ["run", "-d", "--init", "--name", "web", h.image(), "sh", "-c", "echo hello; echo err >&2; exec sleep 60"])
         #expect(id.status == 0, "\(id)")
         #expect(id.stdout.count == 65 && id.stdout.dropLast().allSatisfy(\.isHexDigit))
-        #expect(waitFor { u(r, ["logs", "web"]).stdout == "hello\n" })
-        #expect(u(r, ["logs", "web"]).stderr == "err\n")
+        // The two streams reach the log through two pipes: wait for both.
+        #expect(waitFor {
+            let logs = u(r, ["logs", "web"])
+            return logs.stdout == "hello\n" && logs.stderr == "err\n"
+        })
         let ps = u(r, ["ps"])
         #expect(ps.lines.first?.hasPrefix("CONTAINER ID") == true)
         #expect(ps.lines.dropFirst().first?.hasPrefix(String(id.stdout.prefix(12))) == true, "\(ps)")
