@@ -39,7 +39,8 @@ public struct StartedContainer: Sendable {
 /// 2. The mount plan is built, as plain values.
 /// 3. One clone(2) creates the user, PID and mount namespaces; the child makes
 ///    its UTS, IPC and network namespaces while urun writes the id maps, makes
-///    the container's directory and cgroup, and releases the child.
+///    the container's directory and cgroup, and releases the child; urun then
+///    starts the network helper while the child mounts.
 /// 4. The child, root of its namespaces, enters a new cgroup namespace,
 ///    applies the mount plan, pivots into the overlay, sets the hostname,
 ///    brings loopback up, attaches its pty and execs the command.
@@ -131,7 +132,8 @@ public struct Launcher {
                     }
                     try cgroup?.cgroup.add(pid: pid)
                 },
-                connect: { (pid) throws(UrunError) in
+                // The helper starts while the child mounts; the command waits for its interface.
+                connected: helper == nil ? nil : { (pid) throws(UrunError) in
                     guard let helper else { return }
                     let ports = try spec.ports.map { (port) throws(UrunError) in try port.withHostPort() }
                     do throws(UrunError) {
@@ -166,17 +168,19 @@ public struct Launcher {
     /// plan's namespaces (the user, PID and mount ones; the child unshares
     /// UTS, IPC and network while urun writes the id maps); `prepare` runs
     /// meanwhile (directories, the cgroup), `connect` once the maps are
-    /// written (the network helper, the createRuntime hooks); then the child
-    /// runs `ChildSetup` — joins, cgroup and time namespaces, the mount plan,
-    /// pivot_root, hostname, loopback, stdio, limits, the pty, the policy —
-    /// and execs the command, or first says it is ready and waits on
+    /// written (the createRuntime hooks); then the child runs `ChildSetup` —
+    /// joins, cgroup and time namespaces, the mount plan, pivot_root,
+    /// hostname, loopback, stdio, limits, the pty, the policy — while urun
+    /// runs `connected` (the network helper), which the child waits for just
+    /// before it execs the command, or first says it is ready and waits on
     /// `startFIFO` (an OCI `create`). Returns once it has exec'd (or is
     /// ready); throws why not, the child reaped.
     func launch(
         _ plan: ContainerPlan, io: ContainerIO, joining: [NamespaceEntry] = [], diesWithParent: Bool = true,
         startFIFO: CInt? = nil, keepDescriptors: CInt = 2,
         hookState: @escaping (pid_t, String) -> JSON = { _, _ in .object([]) },
-        prepare: (pid_t) throws(UrunError) -> Void, connect: (pid_t) throws(UrunError) -> Void
+        prepare: (pid_t) throws(UrunError) -> Void, connect: (pid_t) throws(UrunError) -> Void = { _ in },
+        connected: ((pid_t) throws(UrunError) -> Void)? = nil
     ) throws(UrunError) -> Launched {
         // Namespaces entered by path are opened now, while the paths are the host's.
         var joins: [(fd: CInt, type: CInt)] = []
@@ -202,7 +206,7 @@ public struct Launcher {
 
         let child = try cloneIntoNamespaces(
             plan.cloned, early: plan.early, idMap: plan.idMap, joining: joining + entered, diesWithParent: diesWithParent,
-            prepare: prepare, connect: connect
+            prepare: prepare, connect: connect, connected: connected
         ) { channel in
             closeQuietly(ptySocket[0])
             var setup = ChildSetup(
@@ -436,6 +440,7 @@ struct ChildSetup {
         try sys(.changeDirectory, explain: "chdir(\"\(workingDirectory)\")", path: workingDirectory) {
             chdir(workingDirectory)
         }
+        channel.awaitParent()  // the network helper, started while we mounted
         let confine = { () throws(UrunError) in
             try security.apply(program: seccomp) { () throws(UrunError) in
                 if let user = switchTo { try switchUser(uid: user.uid, gid: user.gid, groups: user.keepsHostGroups ? nil : user.groups) }

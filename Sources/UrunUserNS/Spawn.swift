@@ -11,16 +11,21 @@ import UrunKernel
 ///       (or start newuidmap, newgidmap)         blocks in read(release)
 ///     prepare(pid)   (directories, cgroup)
 ///     wait for the helpers
-///     connect(pid)   (the network helper)
+///     connect(pid)   (createRuntime hooks)
 ///     write(release, 1 byte)  ────────────────▶ now root of its user namespace:
-///                                               mounts, pivot_root, … , execve
+///     connected(pid) (the network helper)         mounts, pivot_root, …
+///     write(release, 1 byte)  ────────────────▶ (with `connected` only) execve
 ///     read(report) ◀─────────────────────────── on failure: one error record, _exit
 ///     EOF ◀──────────────────────────────────── on success: execve closes report (CLOEXEC)
 ///
 /// `early` namespaces are created by the child right after the clone, while
 /// the parent writes the maps: a new network namespace takes a millisecond,
 /// and this way the two sides work at once. (A process has every capability
-/// in a user namespace it just created, mapped or not.)
+/// in a user namespace it just created, mapped or not.) `connected` is the
+/// same idea at the other end: what the command needs but the child's set-up
+/// does not (the network helper, some milliseconds) runs while the child
+/// mounts, and the child waits for it just before its exec
+/// (`ChildChannel.awaitParent`).
 ///
 /// With `joining` (descriptors and the namespaces each stands for: a pidfd
 /// for another container's user and network namespaces, or an OCI config's
@@ -37,6 +42,7 @@ public func cloneIntoNamespaces(
     diesWithParent: Bool = true,
     prepare: (pid_t) throws(UrunError) -> Void = { _ in },
     connect: (pid_t) throws(UrunError) -> Void = { _ in },
+    connected: ((pid_t) throws(UrunError) -> Void)? = nil,
     child body: (ChildChannel) -> Never
 ) throws(UrunError) -> NamespacedChild {
     // A write to the release pipe of a child that died must fail with EPIPE,
@@ -73,7 +79,7 @@ public func cloneIntoNamespaces(
         closeQuietly(release[1])
         closeQuietly(report[0])
         if diesWithParent { _ = urun_set_pdeathsig(SIGKILL) }
-        let channel = ChildChannel(reportFD: report[1])
+        let channel = ChildChannel(reportFD: report[1], releaseFD: connected == nil ? -1 : release[0])
         if !early.isEmpty {
             do throws(UrunError) {
                 try sys(.unshareNamespaces, explain: "unshare(\(early.flagNames))  [in the child]") {
@@ -84,7 +90,7 @@ public func cloneIntoNamespaces(
             }
         }
         guard Channel.receive(from: release[0]) == .proceed else { _exit(1) }  // the parent gave up or died
-        closeQuietly(release[0])
+        if connected == nil { closeQuietly(release[0]) }
         body(channel)
     }
 
@@ -107,6 +113,12 @@ public func cloneIntoNamespaces(
         // report says why, and awaitExec() reads it.
         if !Channel.send(.proceed, on: release[1]) && errno != EPIPE {
             throw .kernel(.releaseChild, path: nil, .current)
+        }
+        if let connected {
+            try connected(pid)  // while the child mounts; it waits before its exec
+            if !Channel.send(.proceed, on: release[1]) && errno != EPIPE {
+                throw .kernel(.releaseChild, path: nil, .current)
+            }
         }
         closeQuietly(release[1])
     } catch {
@@ -197,12 +209,25 @@ private func cloneJoining(_ entries: [NamespaceEntry], _ namespaces: Namespaces,
 /// The child's end of the handshake.
 public final class ChildChannel {
     public let reportFD: CInt
+    /// The release pipe, kept for the second go `awaitParent` waits for; -1 when none comes.
+    private var releaseFD: CInt
     /// Past `ready()`: the parent may be gone (an OCI `create` returns), so a
     /// failure is the container's own to say, on its stderr.
     private var isReady = false
 
-    public init(reportFD: CInt) {
+    public init(reportFD: CInt, releaseFD: CInt = -1) {
         self.reportFD = reportFD
+        self.releaseFD = releaseFD
+    }
+
+    /// Waits until the parent has done what the command needs and the set-up
+    /// did not (`connected`: the network helper), just before the exec. Exits
+    /// silently when the parent gave up instead: it reports why and reaps us.
+    public func awaitParent() {
+        guard releaseFD >= 0 else { return }
+        guard Channel.receive(from: releaseFD) == .proceed else { _exit(1) }
+        closeQuietly(releaseFD)
+        releaseFD = -1
     }
 
     /// Tells the parent that everything up to the command's exec is done
