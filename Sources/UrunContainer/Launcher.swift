@@ -101,6 +101,7 @@ public struct Launcher {
         // child enters its cgroup before it mounts or execs anything.
         var cgroup: ContainerCgroup?
         var network: NetworkHelper?
+        var noNetwork: UrunError?
         var started = false
         defer {
             if !started {
@@ -139,9 +140,11 @@ public struct Launcher {
                     do throws(UrunError) {
                         network = try NetworkHelper.start(helper, for: pid, ports: ports, mtu: spec.mtu)
                     } catch {
-                        // The default falls back to loopback only; an explicit --network private or -p fails.
+                        // The default falls back to loopback only (said once the command runs: the
+                        // helper also fails when the child did, whose error is then the one to say);
+                        // an explicit --network private or -p fails.
                         guard spec.network == .auto && ports.isEmpty else { throw error }
-                        writeQuietly(2, "urun: no network (\(error)); the container has loopback only\n")
+                        noNetwork = error
                     }
                 })
         } catch {
@@ -151,6 +154,7 @@ public struct Launcher {
             throw error
         }
         started = true
+        if let noNetwork { writeQuietly(2, "urun: no network (\(noNetwork)); the container has loopback only\n") }
         return StartedContainer(
             pid: launched.child.pid, pidfd: launched.child.pidfd, master: launched.master, cgroup: cgroup, blockedSignals: blocked,
             startedAt: .now(), image: image, network: network)

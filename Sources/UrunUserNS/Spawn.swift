@@ -115,7 +115,15 @@ public func cloneIntoNamespaces(
             throw .kernel(.releaseChild, path: nil, .current)
         }
         if let connected {
-            try connected(pid)  // while the child mounts; it waits before its exec
+            do throws(UrunError) {
+                try connected(pid)  // while the child mounts; it waits before its exec
+            } catch {
+                // A child that failed first took its namespaces with it, and
+                // the helper fails for that: the child's own report says why.
+                closeQuietly(release[1])
+                release[1] = -1
+                throw child.reportedFailure() ?? error
+            }
             if !Channel.send(.proceed, on: release[1]) && errno != EPIPE {
                 throw .kernel(.releaseChild, path: nil, .current)
             }
@@ -273,6 +281,18 @@ public struct NamespacedChild: Sendable {
         case .failed(let error): throw error
         default: throw .invalid("the container's init died before it was ready")
         }
+    }
+
+    /// The failure the child reported, once urun has stopped releasing it
+    /// (it then exits at its next wait): nil if it reports none within
+    /// `milliseconds`.
+    func reportedFailure(milliseconds: CInt = 2000) -> UrunError? {
+        var ready = pollfd(fd: reportFD, events: Int16(POLLIN), revents: 0)
+        while poll(&ready, 1, milliseconds) > 0 {
+            guard let message = Channel.receive(from: reportFD) else { return nil }
+            if case .failed(let error) = message { return error }
+        }
+        return nil
     }
 
     /// Kills and reaps the child: for setup failures in the parent.

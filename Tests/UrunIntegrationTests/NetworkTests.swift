@@ -176,6 +176,20 @@ let pastaAvailable: ConditionTrait = .enabled(
         #expect(explicit.status == 125 && explicit.stderr.contains("not installed"), "\(explicit)")
     }
 
+    /// The helper starts while the child mounts. When the child fails there,
+    /// its namespaces go with it and the helper fails too: the child's own
+    /// error is the one line said, for the default network and each helper.
+    @Test func aFailureInTheChildIsReportedNotTheHelpersAfterIt() throws {
+        try #require(access("/usr/bin/slirp4netns", X_OK) == 0, "slirp4netns is not installed (apt-get install slirp4netns)")
+        let root = h.freshRoot()
+        for network in [[], ["--network", "slirp4netns"], ["--network", "pasta"], ["-p", "18097:80"]] {
+            let r = h.urun(network + ["-v", "/etc/hostname:/bin", h.image(), "true"], root: root)
+            #expect(r.status == 125 && r.stderr == "urun: bind volume /bin: invalid argument (EINVAL)\n", "\(network): \(r)")
+        }
+        let left = Harness.sh("ls -A \(root)/data/containers 2>/dev/null | grep -v '^.lock$'")
+        #expect(left.stdout.isEmpty, "\(left)")
+    }
+
     /// --network container:NAME: the other container's network (and user
     /// namespace), hostname, hosts and resolv.conf; its own PID namespace.
     @Test func aContainerJoinsAnothersNetwork() throws {
