@@ -48,7 +48,7 @@ final class FileSource: ByteSource {
     /// A decompressing child reading this file from its start, when it is
     /// compressed and there is a core for it; nil otherwise.
     func decompressedByChild() throws(UrunError) -> DecompressorProcess? {
-        let copy = try sys(.openImage, path: path) { fcntl(fd, F_DUPFD_CLOEXEC, 3) }
+        let copy = try sys(.openImage, path: path) { urun_dup_cloexec(fd) }
         return try DecompressorProcess.start(descriptor: copy, path: path, range: range)
     }
 

@@ -460,7 +460,7 @@ public struct ImageStore: Sendable {
             let member = ImageArchive.normalize(archive_entry_pathname(entry).map { String(cString: $0) } ?? "")
             guard let layer = pending.removeValue(forKey: member), archive_entry_filetype(entry) == S_IFREG else { continue }
             if let plain, let range = TarReader.dataRange(in: plain.fd, header: reader.headerPosition, size: archive_entry_size(entry), fileSize: plain.size),
-                case let copy = fcntl(plain.fd, F_DUPFD_CLOEXEC, 3), copy >= 0
+                case let copy = urun_dup_cloexec(plain.fd), copy >= 0
             {
                 try unpackLayer(layer, FileSource(descriptor: copy, path: path, range: range), source: path)
             } else {

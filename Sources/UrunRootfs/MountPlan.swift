@@ -342,7 +342,6 @@ public struct MountPlan: Equatable, Sendable {
         }
     }
 
-    /// An in-root descriptor for `target`, or nil when it does not exist.
     /// docker's rule for a new volume: what the image has at `target` is
     /// copied in, as long as the volume is empty (later runs find it filled).
     private func populate(_ source: String, from target: String, root: CInt) throws(UrunError) {
@@ -388,6 +387,7 @@ public struct MountPlan: Equatable, Sendable {
         }
     }
 
+    /// An in-root descriptor for `target`, or nil when it does not exist.
     private func openIfPresent(_ root: CInt, _ target: String, step: Step) throws(UrunError) -> CInt? {
         do {
             return try openInRoot(root, target, step: step)

@@ -467,7 +467,6 @@ enum ContainerOptions {
         return value
     }
 
-    /// A number of seconds for a stop timeout: 0 up to what poll(2) can wait.
     /// --volumes-from C[:ro|rw]: C's volumes at the same targets, unless this
     /// run binds something there itself; :ro or :rw overrides each one's mode.
     static func volumesFrom(_ arguments: ParsedArguments, in store: ContainerStore, into spec: inout ContainerSpec) throws {
@@ -555,6 +554,7 @@ enum ContainerOptions {
         return settings
     }
 
+    /// A number of seconds for a stop timeout: 0 up to what poll(2) can wait.
     static func stopTimeout(_ arguments: ParsedArguments, _ flag: String) throws -> Int? {
         guard let seconds = try arguments.int(flag) else { return nil }
         guard (0...maxStopTimeout).contains(seconds) else {
