@@ -107,13 +107,16 @@ public func cloneIntoNamespaces(
             throw error
         }
         try maps?.finish()
-        try connect(pid)  // what needs the maps in place: the network helper joins the namespaces
-        Explain.step(.releaseChild, "write(release pipe) → the child continues")
-        // EPIPE means the child already failed (in its early unshare); its
-        // report says why, and awaitExec() reads it.
-        if !Channel.send(.proceed, on: release[1]) && errno != EPIPE {
-            throw .kernel(.releaseChild, path: nil, .current)
+        try connect(pid)  // what needs the maps in place: the createRuntime hooks
+        // EPIPE means the child already failed (in its early unshare, or its
+        // set-up); its report says why, and awaitExec() reads it.
+        func letChildGo() throws(UrunError) {
+            if !Channel.send(.proceed, on: release[1]) && errno != EPIPE {
+                throw .kernel(.releaseChild, path: nil, .current)
+            }
         }
+        Explain.step(.releaseChild, "write(release pipe) → the child continues")
+        try letChildGo()
         if let connected {
             do throws(UrunError) {
                 try connected(pid)  // while the child mounts; it waits before its exec
@@ -124,9 +127,7 @@ public func cloneIntoNamespaces(
                 release[1] = -1
                 throw child.reportedFailure() ?? error
             }
-            if !Channel.send(.proceed, on: release[1]) && errno != EPIPE {
-                throw .kernel(.releaseChild, path: nil, .current)
-            }
+            try letChildGo()
         }
         closeQuietly(release[1])
     } catch {
