@@ -33,7 +33,7 @@ public struct ContainerFiles {
         let lock = try store.lockVerbs(record.id)
         defer { closeQuietly(lock) }
         let status = store.state(record.id).status
-        if status == .running || status == .paused {
+        if status.isUp {
             let running = try RunningContainer.open(record, store: store)
             defer { running.close() }
             try runJoining([NamespaceEntry(fd: running.pidfd, flags: CInt(URUN_CLONE_NEWUSER | URUN_CLONE_NEWNS))]) { () throws(UrunError) in

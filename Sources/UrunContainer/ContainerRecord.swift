@@ -190,6 +190,12 @@ public enum ContainerStatus: String, Sendable {
     case restarting
     /// `rm` has begun (removing.json): nothing starts it; `rm` finishes it.
     case removing
+
+    /// "Up", as docker's ps says it: the command runs, or is frozen.
+    public var isUp: Bool { self == .running || self == .paused }
+    /// Up, or waiting for its monitor to restart it: what `ps` lists, and
+    /// what `start` finds started and `rm` will not remove without -f.
+    public var isActive: Bool { isUp || self == .restarting }
 }
 
 /// What the supervisor of a container keeps in state.json (runtime directory).
@@ -213,6 +219,14 @@ public struct ContainerState: Sendable {
     public var monitor: ProcessIdentity?
     /// How many times its monitor has restarted it (--restart), since `urun start`.
     public var restartCount = 0
+
+    /// The command has ended with `code` (nil: unknown) now.
+    public mutating func recordExit(code: Int32?) {
+        status = .exited
+        exitCode = code
+        finishedAt = .now()
+        pid = 0
+    }
 
     public init() {}
 

@@ -85,7 +85,7 @@ public struct ContainerStore: Sendable {
         if let text = try? readText(runtime(id) + "/state.json"), let json = try? JSON(parsing: text) {
             state = ContainerState(json: json)
         }
-        if state.status == .running || state.status == .paused || state.status == .restarting, !isSupervised(id) {
+        if state.status.isActive, !isSupervised(id) {
             state.status = .exited
             state.exitCode = nil
             state.pid = 0

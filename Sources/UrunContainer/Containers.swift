@@ -70,7 +70,7 @@ public struct Containers: Sendable {
             throw .invalid("container \(record.name) is being removed; urun rm \(record.name) finishes it")
         }
         let state = store.state(record.id)
-        guard ![.running, .paused, .restarting].contains(state.status) else { return nil }
+        guard !state.status.isActive else { return nil }
 
         var report: [CInt] = [-1, -1]
         try sys(.superviseContainer) { urun_pipe2(&report, O_CLOEXEC) }
@@ -148,7 +148,7 @@ public struct Containers: Sendable {
     /// The running container's PID 1, by a pidfd that cannot name a recycled pid.
     public func pidfd(_ record: ContainerRecord) -> CInt? {
         let state = store.state(record.id)
-        guard state.status == .running || state.status == .paused else { return nil }
+        guard state.status.isUp else { return nil }
         return ProcessIdentity(pid: state.pid, startTime: state.pidStartTime).open()
     }
 
@@ -282,7 +282,7 @@ public struct Containers: Sendable {
         defer { closeQuietly(lock) }
         try requireExisting(record)
         let state = store.state(record.id)
-        if [.running, .paused, .restarting].contains(state.status) {
+        if state.status.isActive {
             guard force else {
                 throw .invalid("cannot remove container \(record.name): it is \(state.status.rawValue); stop it first or use rm -f")
             }

@@ -12,7 +12,7 @@ extension Containers {
         let spec = record.spec
         let command = spec.effectiveCommand
         var stateJSON = JSON.object([
-            ("Status", .string(state.status.rawValue)), ("Running", .bool(state.status == .running || state.status == .paused)),
+            ("Status", .string(state.status.rawValue)), ("Running", .bool(state.status.isUp)),
             ("Paused", .bool(state.status == .paused)), ("OOMKilled", .bool(state.oomKilled)), ("Pid", .int(state.pid)),
             ("ExitCode", state.exitCode.map { .int($0) } ?? .null),
             ("StartedAt", .string(state.startedAt?.rfc3339 ?? "")), ("FinishedAt", .string(state.finishedAt?.rfc3339 ?? "")),
@@ -35,7 +35,7 @@ extension Containers {
         if spec.network.createsNamespace { namespaces.append(.string("net")) }
         let limits = JSON.object(spec.limits.settings.map { ($0.file, .string($0.value)) })
         var statsJSON: JSON = .null
-        if let path = state.cgroup, state.status == .running || state.status == .paused {
+        if let path = state.cgroup, state.status.isUp {
             let stats = Cgroup(path: path).statistics()
             var object = JSON.object([])
             if let v = stats.memoryBytes { object["MemoryBytes"] = .int(v) }
@@ -106,7 +106,7 @@ extension Containers {
         host["UsernsMode"] = .string(spec.userNamespace.rawValue)
         // A running container's own maps say it exactly (--user changes the single map).
         func live(_ file: String) -> JSON? {
-            guard state.status == .running || state.status == .paused, state.pid > 0,
+            guard state.status.isUp, state.pid > 0,
                 let text = try? readText("/proc/\(state.pid)/\(file)")
             else { return nil }
             return .array(text.split(separator: "\n").map { .string($0.split(separator: " ").joined(separator: ":")) })
@@ -134,7 +134,7 @@ extension Containers {
         result["Namespaces"] = .array(namespaces)
         result["Cgroup"] = state.cgroup.map(JSON.string) ?? .null
         result["NetworkSettings"] = .object([
-            ("Ports", .array((state.status == .running || state.status == .paused ? state.ports : []).map(JSON.string))),
+            ("Ports", .array((state.status.isUp ? state.ports : []).map(JSON.string))),
         ])
         result["Stats"] = statsJSON
         return result

@@ -94,10 +94,7 @@ public struct Monitor {
                     Array("urun: restart failed: \(error)\n".utf8).withUnsafeBytes { log.append($0, stream: "stderr") }
                     log.flush()
                 }
-                state.status = .exited
-                state.exitCode = error.exitCode
-                state.finishedAt = .now()
-                state.pid = 0
+                state.recordExit(code: error.exitCode)
                 try? store.save(state, for: id)
                 break
             }
@@ -119,10 +116,7 @@ public struct Monitor {
             firstClient = -1
             log?.flush()
 
-            state.status = .exited
-            state.exitCode = status.code
-            state.finishedAt = .now()
-            state.pid = 0
+            state.recordExit(code: status.code)
             state.oomKilled = launcher.finish(started, report: false)
             // Nothing is left running if this fails: `ps` then shows the exit as unknown.
             try? store.save(state, for: id)

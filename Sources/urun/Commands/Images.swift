@@ -221,7 +221,7 @@ enum SystemDfCommand: Command {
             let size = treeSize(containers.store.directory(record.id) + "/upper")
             containerSize += size
             let status = containers.store.state(record.id).status
-            if status == .running || status == .paused { running += 1 } else { stoppedSize += size }
+            if status.isUp { running += 1 } else { stoppedSize += size }
         }
         func percent(_ part: UInt64, _ whole: UInt64) -> String { whole == 0 ? "" : " (\(part * 100 / whole)%)" }
         print(

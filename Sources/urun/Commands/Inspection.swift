@@ -31,7 +31,7 @@ enum PsCommand: Command {
         var rows: [[String: String]] = []
         for record in containers.store.all() {
             let state = containers.store.state(record.id)
-            if !all && ![.running, .paused, .restarting].contains(state.status) { continue }
+            if !all && !state.status.isActive { continue }
             let health = record.spec.healthCheck == nil ? nil : containers.store.health(record.id) ?? HealthState()
             guard filters.allows("id", { record.id.hasPrefix($0) }), filters.allows("name", { record.name.contains($0) }),
                 filters.allows("status", { $0 == state.status.rawValue }), filters.allowsLabels(record.spec.labels),
@@ -249,7 +249,7 @@ enum StatsCommand: Command {
         var samples: [String: CgroupStatistics] = [:]
         for record in records {
             let state = containers.store.state(record.id)
-            guard state.status == .running || state.status == .paused, let path = state.cgroup else { continue }
+            guard state.status.isUp, let path = state.cgroup else { continue }
             samples[record.id] = Cgroup(path: path).statistics()
         }
         return samples
