@@ -110,9 +110,8 @@ final class EntrySource: ByteSource {
     }
 }
 
-/// The decompressed bytes of gzip, xz, zstd or bzip2 data (or the bytes
-/// themselves when uncompressed), recognised by content: libarchive's raw
-/// format over its decompression filters.
+/// The decompressed bytes of bzip2 data: libarchive's raw format over its
+/// bzip2 filter (the other formats have a Decoder of their own).
 final class DecompressingSource: ByteSource {
     private let input: LibarchiveInput
     private let archive: OpaquePointer
@@ -123,8 +122,8 @@ final class DecompressingSource: ByteSource {
         input = LibarchiveInput(inner)
         archive = archive_read_new()
         archive_read_support_format_raw(archive)
-        supportDecompression(archive)
-        try input.open(archive, name: name, what: "compressed data (gzip, xz, zstd or bzip2) or a tar")
+        archive_read_support_filter_bzip2(archive)
+        try input.open(archive, name: name, what: "bzip2 data")
         var entry: OpaquePointer?
         guard archive_read_next_header(archive, &entry) == ARCHIVE_OK else {
             throw input.failure(archive, name: name)
@@ -142,13 +141,6 @@ final class DecompressingSource: ByteSource {
         guard status == ARCHIVE_OK || status == ARCHIVE_WARN else { throw input.failure(archive, name: name) }
         return UnsafeRawBufferPointer(start: block, count: size)
     }
-}
-
-func supportDecompression(_ archive: OpaquePointer) {
-    archive_read_support_filter_gzip(archive)
-    archive_read_support_filter_xz(archive)
-    archive_read_support_filter_zstd(archive)
-    archive_read_support_filter_bzip2(archive)
 }
 
 /// libarchive's read callback over a ByteSource; keeps the source's error,

@@ -38,12 +38,6 @@ final class DecompressorProcess: ByteSource {
     private static let ringSize = slots * slotSize + slots * MemoryLayout<Int>.stride
     var onProgress: ((UInt64) -> Void)?
 
-    /// The formats worth a child, by their magic: gzip, xz, bzip2 and zstd.
-    static func isWorthAChild(_ magic: [UInt8]) -> Bool {
-        magic.starts(with: [0x1F, 0x8B]) || magic.starts(with: [0xFD, 0x37, 0x7A, 0x58, 0x5A])
-            || magic.starts(with: [0x42, 0x5A, 0x68]) || magic.starts(with: [0x28, 0xB5, 0x2F, 0xFD])
-    }
-
     /// A decompressor for `path` when it is compressed so and there is a
     /// second core to run it on; nil otherwise (the caller decompresses in-process).
     static func start(_ path: String) throws(UrunError) -> DecompressorProcess? {
@@ -55,20 +49,17 @@ final class DecompressorProcess: ByteSource {
     /// decompressor owns `fd` from here on.
     /// `range`: only these bytes of it (a layer inside a plain image archive).
     static func start(descriptor fd: CInt, path: String, range: Range<Int64>? = nil) throws(UrunError) -> DecompressorProcess? {
-        guard sysconf(Int32(_SC_NPROCESSORS_ONLN)) > 1 else {
-            closeQuietly(fd)
-            return nil
-        }
+        let cores = sysconf(Int32(_SC_NPROCESSORS_ONLN))
         var magic = [UInt8](repeating: 0, count: 6)
-        let n = pread(fd, &magic, magic.count, off_t(range?.lowerBound ?? 0))
-        guard n > 0, isWorthAChild(Array(magic.prefix(n))) else {
+        let n = cores > 1 ? pread(fd, &magic, magic.count, off_t(range?.lowerBound ?? 0)) : 0
+        guard n > 0, let compression = Compression(magic: magic.prefix(n)) else {
             closeQuietly(fd)
             return nil
         }
-        return try DecompressorProcess(path: path, file: fd, range: range)
+        return try DecompressorProcess(path: path, file: fd, range: range, compression: compression, cores: cores)
     }
 
-    private init(path: String, file: CInt, range: Range<Int64>?) throws(UrunError) {
+    private init(path: String, file: CInt, range: Range<Int64>?, compression: Compression, cores: Int) throws(UrunError) {
         self.path = path
         self.file = file
         var st = stat()
@@ -101,7 +92,9 @@ final class DecompressorProcess: ByteSource {
         }
         if pid == 0 {
             [filledPipe[0], freePipe[1], report[0]].forEach(closeQuietly)
-            Self.decompress(file: file, path: path, range: range, ring: ring, filled: filledPipe[1], free: freePipe[0], report: report[1])
+            Self.decompress(
+                file: file, path: path, range: range, compression: compression, cores: cores,
+                ring: ring, filled: filledPipe[1], free: freePipe[0], report: report[1])
         }
         closeQuietly(pidfd)
         [filledPipe[1], freePipe[0], report[1]].forEach(closeQuietly)
@@ -116,9 +109,12 @@ final class DecompressorProcess: ByteSource {
     }
 
     /// The child: file → sha256 → decompress → the ring's slots, each filled
-    /// before it is handed over; "OK <hex>" or "ERR <message>" on `report`.
+    /// in place before it is handed over; "OK <hex>" or "ERR <message>" on
+    /// `report`. xz may decode on all `cores` here: threads are safe in this
+    /// child, which clones nothing.
     private static func decompress(
-        file: CInt, path: String, range: Range<Int64>?, ring: UnsafeMutableRawPointer, filled: CInt, free: CInt, report: CInt
+        file: CInt, path: String, range: Range<Int64>?, compression: Compression, cores: Int,
+        ring: UnsafeMutableRawPointer, filled: CInt, free: CInt, report: CInt
     ) -> Never {
         _ = urun_set_pdeathsig(SIGKILL)
         signal(SIGPIPE, SIG_IGN)
@@ -144,18 +140,12 @@ final class DecompressorProcess: ByteSource {
         }
         do throws(UrunError) {
             let hashed = HashingSource(FileSource(descriptor: file, path: path, range: range))
-            let plain = try DecompressingSource(hashed, name: path)
-            reading: while true {
-                let chunk = try plain.next()
-                if chunk.isEmpty { break }
-                var offset = 0
-                while offset < chunk.count {
-                    let n = min(slotSize - used, chunk.count - offset)
-                    (ring + slot * slotSize + used).copyMemory(from: chunk.baseAddress! + offset, byteCount: n)
-                    used += n
-                    offset += n
-                    if used == slotSize && !handOver() { break reading }
-                }
+            let decoder = try compression.decoder(of: hashed, name: path, threads: cores)
+            while true {
+                let n = try decoder.decode(into: UnsafeMutableRawBufferPointer(start: ring + slot * slotSize + used, count: slotSize - used))
+                if n == 0 { break }
+                used += n
+                if used == slotSize && !handOver() { break }
             }
             if used > 0 { _ = handOver(last: true) }
             closeQuietly(filled)

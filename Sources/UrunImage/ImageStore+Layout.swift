@@ -219,7 +219,7 @@ extension ImageStore {
         if isDirectory(st) {
             archive = ImageArchive(source: path, directory: try LayoutDirectory(path: path))
         } else {
-            let reader = try TarReader(FileSource(path: path), name: path, decompress: true)
+            let reader = try TarReader(try decompressed(FileSource(path: path), name: path), name: path)
             var entry = try reader.next()
             while let current = entry, ImageArchive.isRoot(archive_entry_pathname(current).map { String(cString: $0) } ?? "") {
                 entry = try reader.next()

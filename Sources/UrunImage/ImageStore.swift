@@ -360,7 +360,7 @@ public struct ImageStore: Sendable {
         let meter = ProgressMeter(label: baseName(of: request.path), total: fileStatus(request.path, followLinks: true).map { UInt64(max(0, $0.st_size)) } ?? 0, enabled: request.showProgress)
         defer { meter.finish() }
         let input = try ArchiveInput(request.path, meter: meter)
-        let reader = try TarReader(input.source, name: request.path, decompress: input.decompressesHere)
+        let reader = try TarReader(input.source, name: request.path)
         var root: (mode: mode_t, mtime: timespec)?
         var entry = try reader.next()
         while let current = entry, ImageArchive.isRoot(archive_entry_pathname(current).map { String(cString: $0) } ?? "") {
@@ -379,7 +379,7 @@ public struct ImageStore: Sendable {
             }
             try refuseTag(request)
             let again = try ArchiveInput(request.path, meter: meter)
-            let rereader = try TarReader(again.source, name: request.path, decompress: again.decompressesHere)
+            let rereader = try TarReader(again.source, name: request.path)
             return rootfsRecord(try unpackRootfs(rereader, first: nil, root: nil, input: again, name: request.path), request)
         }
         try refuseTag(request)
@@ -450,11 +450,11 @@ public struct ImageStore: Sendable {
     {
         var pending = missing
         let input = try ArchiveInput(path, meter: meter, hashing: false)
-        let reader = try TarReader(input.source, name: path, decompress: input.decompressesHere)
+        let reader = try TarReader(input.source, name: path)
         // In a plain (uncompressed) archive, as `docker save` writes it, a
         // layer is a range of the file: read there, it can go to a
         // decompressing child like a layer file (DecompressorProcess).
-        let plain = input.decompressesHere ? Self.openPlainTar(path) : nil
+        let plain = input.isPlain ? Self.openPlainTar(path) : nil
         defer { plain.map { closeQuietly($0.fd) } }
         while !pending.isEmpty, let entry = try reader.next() {
             let member = ImageArchive.normalize(archive_entry_pathname(entry).map { String(cString: $0) } ?? "")
@@ -500,9 +500,9 @@ public struct ImageStore: Sendable {
         }
         do throws(UrunError) {
             let plain: ByteSource
-            if let child { plain = child } else { plain = try DecompressingSource(blob, name: "\(source): \(layer.member)") }
+            if let child { plain = child } else { plain = try decompressed(blob, name: "\(source): \(layer.member)") }
             let uncompressed = HashingSource(plain)
-            let tar = try TarReader(uncompressed, name: "\(source): \(layer.member)", decompress: false)
+            let tar = try TarReader(uncompressed, name: "\(source): \(layer.member)")
             var extractor = Extractor(root: root, rootPath: temporary, options: extractorOptions(whiteouts: true))
             try extractor.extract(from: tar, first: nil)
             let diffID = try uncompressed.finish()
@@ -591,12 +591,14 @@ public struct ImageStore: Sendable {
 /// An archive file's bytes, hashed on the way (a rootfs tarball's layer is
 /// named by the file's sha256): a compressed one decompressed by a child
 /// process beside urun when there is a core for it (DecompressorProcess),
-/// else read here and decompressed by the tar reader itself.
+/// else read and decompressed here.
 struct ArchiveInput {
+    /// The plain tar.
     let source: ByteSource
-    /// Whether the tar reader must decompress (the child did not).
-    let decompressesHere: Bool
-    /// The sha256 of the file, once it was all read.
+    /// Whether that is the file itself, not decompressed.
+    let isPlain: Bool
+    /// The sha256 of the file, once it was all read and decompressed (a
+    /// checksum at the end of the compressed data is checked then).
     let digest: () throws(UrunError) -> String
 
     /// `hashing`: whether the file's own digest is wanted (a rootfs tarball is named by it).
@@ -604,14 +606,18 @@ struct ArchiveInput {
         if let process = try DecompressorProcess.start(path) {
             process.onProgress = { meter.update($0) }
             source = process
-            decompressesHere = false
+            isPlain = false
             digest = { () throws(UrunError) in try process.finish() }
         } else {
             let counted = HashingSource(try FileSource(path: path), hashing: hashing)
             counted.onProgress = { meter.update($0) }
-            source = counted
-            decompressesHere = true
-            digest = { () throws(UrunError) in try counted.finish() }
+            let plain = try decompressed(counted, name: path)
+            source = plain
+            isPlain = plain is PeekedSource
+            digest = { () throws(UrunError) in
+                while try !plain.next().isEmpty {}
+                return try counted.finish()
+            }
         }
     }
 }

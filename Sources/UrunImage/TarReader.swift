@@ -2,19 +2,18 @@ import CUrunArchive
 import Glibc
 import UrunKernel
 
-/// Reads a tar archive's entries with libarchive from a ByteSource;
-/// `decompress` recognises gzip, xz, zstd and bzip2 by content.
+/// Reads a tar archive's entries with libarchive from a ByteSource of plain
+/// tar (a compressed one goes through `decompressed` first).
 final class TarReader {
     let name: String
     private let input: LibarchiveInput
     private let archive: OpaquePointer
 
-    init(_ source: ByteSource, name: String, decompress: Bool) throws(UrunError) {
+    init(_ source: ByteSource, name: String) throws(UrunError) {
         self.name = name
         input = LibarchiveInput(source)
         archive = archive_read_new()
         archive_read_support_format_tar(archive)
-        if decompress { supportDecompression(archive) }
         try input.open(archive, name: name, what: "a tar archive (plain, gzip, xz, zstd or bzip2)")
     }
 

@@ -22,7 +22,7 @@ public enum TreeCopy {
     public static func extract(_ tar: CInt, into root: CInt, display: String, owners: Bool) throws(UrunError) {
         let copy = urun_dup_cloexec(tar)
         guard copy >= 0, lseek(copy, 0, SEEK_SET) == 0 else { throw .kernel(.readFile, path: display, .current) }
-        let reader = try TarReader(FileSource(descriptor: copy, path: display), name: display, decompress: false)
+        let reader = try TarReader(FileSource(descriptor: copy, path: display), name: display)
         var extractor = Extractor(
             root: root, rootPath: display, options: Extractor.Options(owners: owners, devices: false, whiteouts: false))
         try extractor.extract(from: reader, first: nil)

@@ -6,10 +6,33 @@
 #define URUN_ARCHIVE_H
 #include <archive.h>
 #include <archive_entry.h>
+#include <lzma.h>
+#include <stdint.h>
 #include <zlib.h>
+#include <zstd.h>
 
 /// deflateInit2 is a macro: a gzip stream (not raw deflate, not zlib's own header).
 static inline int urun_gzip_init(z_stream *stream, int level) {
     return deflateInit2(stream, level, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY);
+}
+
+/// inflateInit2 is a macro: gzip only (its header and CRC-32 checked).
+static inline int urun_gunzip_init(z_stream *stream) {
+    return inflateInit2(stream, 15 + 16);
+}
+
+/// liblzma's threaded xz decoder, set up as `xz -d -T0` is: the blocks of a
+/// file compressed with threads (xz -T, the default since xz 5.6) are decoded
+/// on `threads` threads, within xz's own memory budget for it (a quarter of
+/// RAM; a block that needs more is decoded in place, single-threaded).
+/// Concatenated streams are read as one, as xz -d reads them. Like
+/// libarchive's decoder before it, no limit stops the decoding itself.
+static inline lzma_ret urun_xz_decoder(lzma_stream *stream, uint32_t threads) {
+    lzma_mt options = {0};
+    options.flags = LZMA_CONCATENATED;
+    options.threads = threads > 0 ? threads : 1;
+    options.memlimit_threading = lzma_physmem() / 4;
+    options.memlimit_stop = UINT64_MAX;
+    return lzma_stream_decoder_mt(stream, &options);
 }
 #endif
