@@ -5,12 +5,20 @@
 // devpts, shm, mqueue and symlinks, the three /etc binds, pivot_root, hostname,
 // loopback, exec, then the same removal. What it leaves out is urun's own
 // logic: the CLI, the image cache lookup, the in-root path walks, narration.
+// With --isolation, also the isolation urun adds and bubblewrap's
+// --unshare-all does not: the cgroup2 mount, docker's masked and read-only
+// paths, the bounding and capability sets cut to docker's, no_new_privs and
+// a seccomp filter (BPF, urun's compiled copy of docker's profile).
 //
-//   kernel-work LOWERDIR CONTAINERS_DIR COMMAND [ARG...]
+//   kernel-work [--isolation BPF] LOWERDIR CONTAINERS_DIR COMMAND [ARG...]
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <dirent.h>
+#include <glob.h>
+#include <linux/capability.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <linux/mount.h>
 #include <linux/sched.h>
 #include <net/if.h>
@@ -52,6 +60,63 @@ static void bind_file(const char *source, const char *target) {
     close(tree);
 }
 
+/// Docker's masked paths (as urun's SecurityPolicy): /dev/null over a file,
+/// an empty read-only tmpfs over a directory; then its read-only paths.
+static void mask_and_protect(void) {
+    static const char *masked[] = {"proc/acpi", "proc/asound", "proc/interrupts", "proc/kcore", "proc/keys",
+                                   "proc/latency_stats", "proc/sched_debug", "proc/scsi", "proc/timer_list",
+                                   "proc/timer_stats", "sys/firmware", "sys/devices/virtual/powercap",
+                                   "sys/devices/system/cpu/cpu*/thermal_throttle"};
+    for (size_t i = 0; i < sizeof(masked) / sizeof(*masked); i++) {
+        glob_t found;
+        if (glob(masked[i], 0, NULL, &found) != 0)
+            continue;
+        for (size_t j = 0; j < found.gl_pathc; j++) {
+            struct stat st;
+            if (lstat(found.gl_pathv[j], &st) != 0)
+                continue;
+            if (S_ISDIR(st.st_mode))
+                CHECK(mount("tmpfs", found.gl_pathv[j], "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RDONLY, "size=0,mode=555"));
+            else
+                CHECK(mount("/dev/null", found.gl_pathv[j], NULL, MS_BIND, NULL));
+        }
+        globfree(&found);
+    }
+    static const char *read_only[] = {"proc/bus", "proc/fs", "proc/irq", "proc/sys", "proc/sysrq-trigger"};
+    for (size_t i = 0; i < sizeof(read_only) / sizeof(*read_only); i++) {
+        int tree = (int)syscall(SYS_open_tree, AT_FDCWD, read_only[i], OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
+        if (tree < 0)
+            continue;
+        struct mount_attr attr = {.attr_set = MOUNT_ATTR_RDONLY};
+        CHECK((int)syscall(SYS_mount_setattr, tree, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof(attr)));
+        CHECK((int)syscall(SYS_move_mount, tree, "", AT_FDCWD, read_only[i], MOVE_MOUNT_F_EMPTY_PATH));
+        close(tree);
+    }
+}
+
+/// Docker's capabilities (bounding, effective, permitted), no_new_privs, and
+/// the filter read before (urun reads its cached copy before the clone), the
+/// last thing before exec, as urun does.
+static struct sock_filter program[BPF_MAXINSNS];
+static ssize_t program_length;
+
+static void confine(void) {
+    const uint64_t keep = 1ULL << CAP_CHOWN | 1ULL << CAP_DAC_OVERRIDE | 1ULL << CAP_FOWNER | 1ULL << CAP_FSETID |
+                          1ULL << CAP_KILL | 1ULL << CAP_SETGID | 1ULL << CAP_SETUID | 1ULL << CAP_SETPCAP |
+                          1ULL << CAP_NET_BIND_SERVICE | 1ULL << CAP_NET_RAW | 1ULL << CAP_SYS_CHROOT |
+                          1ULL << CAP_MKNOD | 1ULL << CAP_AUDIT_WRITE | 1ULL << CAP_SETFCAP;
+    for (int cap = 0; cap <= CAP_LAST_CAP; cap++)
+        if (!(keep & (1ULL << cap)))
+            CHECK(prctl(PR_CAPBSET_DROP, cap, 0, 0, 0));
+    struct __user_cap_header_struct header = {.version = _LINUX_CAPABILITY_VERSION_3};
+    struct __user_cap_data_struct data[2] = {{.effective = (uint32_t)keep, .permitted = (uint32_t)keep},
+                                             {.effective = (uint32_t)(keep >> 32), .permitted = (uint32_t)(keep >> 32)}};
+    CHECK((int)syscall(SYS_capset, &header, data));
+    CHECK(prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0));
+    struct sock_fprog filter = {.len = (unsigned short)(program_length / sizeof(struct sock_filter)), .filter = program};
+    CHECK(prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &filter, 0, 0));
+}
+
 /// rm -rf, like urun's: directories without permissions (overlayfs' work/work is mode 0) are opened up first.
 static void remove_tree(int parent, const char *name) {
     if (unlinkat(parent, name, 0) == 0 || errno == ENOENT)
@@ -70,9 +135,21 @@ static void remove_tree(int parent, const char *name) {
 }
 
 int main(int argc, char **argv) {
+    const char *isolation = NULL;
+    if (argc > 2 && strcmp(argv[1], "--isolation") == 0) {
+        isolation = argv[2];
+        argv += 2;
+        argc -= 2;
+    }
     if (argc < 4) {
-        fprintf(stderr, "usage: kernel-work LOWERDIR CONTAINERS_DIR COMMAND [ARG...]\n");
+        fprintf(stderr, "usage: kernel-work [--isolation BPF] LOWERDIR CONTAINERS_DIR COMMAND [ARG...]\n");
         return 125;
+    }
+    if (isolation) {
+        int fd = open(isolation, O_RDONLY | O_CLOEXEC);
+        CHECK(fd);
+        CHECK(program_length = read(fd, program, sizeof(program)));
+        close(fd);
     }
     const char *lower = argv[1];
     unsigned char id[16];
@@ -123,6 +200,8 @@ int main(int argc, char **argv) {
         CHECK(chdir(rootfs));
         CHECK(mount("proc", "proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL));
         CHECK(mount("sysfs", "sys", "sysfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL));
+        if (isolation)
+            CHECK(mount("cgroup2", "sys/fs/cgroup", "cgroup2", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL));
         CHECK(mount("tmpfs", "dev", "tmpfs", MS_NOSUID | MS_STRICTATIME, "mode=755,size=65536k"));
         const char *devices[] = {"null", "zero", "full", "random", "urandom", "tty"};
         for (int i = 0; i < 6; i++) {
@@ -150,6 +229,8 @@ int main(int argc, char **argv) {
             snprintf(target, sizeof(target), "etc/%s", etc[i]);
             bind_file(path, target);
         }
+        if (isolation)
+            mask_and_protect();
         CHECK((int)syscall(SYS_pivot_root, ".", "."));
         CHECK(umount2(".", MNT_DETACH));
         CHECK(chdir("/"));
@@ -162,6 +243,8 @@ int main(int argc, char **argv) {
         CHECK(ioctl(sock, SIOCSIFFLAGS, &ifr));
         close(sock);
         sigprocmask(SIG_UNBLOCK, &blocked, NULL);
+        if (isolation)
+            confine();
         char *env[] = {"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/root",
                        "HOSTNAME=kernelwork", NULL};
         execve(argv[3], argv + 3, env);

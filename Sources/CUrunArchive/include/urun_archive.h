@@ -1,6 +1,8 @@
 // libarchive, linked statically in release builds: urun uses the tar reader
-// and writer and the gzip/xz/zstd/bzip2 decompressors, so none of libarchive's
-// other dependencies (libxml2, ICU, nettle, libacl) are pulled in. zlib
+// and writer and the bzip2 decompressor, so none of libarchive's other
+// dependencies (libxml2, ICU, nettle, libacl) are pulled in. gzip, xz and
+// zstd are decoded by zlib, liblzma and libzstd themselves (UrunImage's
+// Decoder: in place, gzip's CRC checked, xz on threads); zlib also
 // compresses the layers urun writes (commit, save, push).
 #ifndef URUN_ARCHIVE_H
 #define URUN_ARCHIVE_H
