@@ -242,7 +242,8 @@ final class XZDecoder: Decoder {
         case LZMA_FORMAT_ERROR: "not xz data"
         case LZMA_DATA_ERROR: "the compressed data is corrupt"
         case LZMA_BUF_ERROR: "the compressed data ends early"
-        case LZMA_MEM_ERROR, LZMA_MEMLIMIT_ERROR: "out of memory"
+        case LZMA_MEM_ERROR: "out of memory"
+        case LZMA_MEMLIMIT_ERROR: "decompressing it needs more memory than urun allows (a quarter of RAM)"
         case LZMA_OPTIONS_ERROR: "unsupported compression options"
         default: "decoder error \(status.rawValue)"
         }

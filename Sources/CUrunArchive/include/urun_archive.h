@@ -27,14 +27,16 @@ static inline int urun_gunzip_init(z_stream *stream) {
 /// file compressed with threads (xz -T, the default since xz 5.6) are decoded
 /// on `threads` threads, within xz's own memory budget for it (a quarter of
 /// RAM; a block that needs more is decoded in place, single-threaded).
-/// Concatenated streams are read as one, as xz -d reads them. Like
-/// libarchive's decoder before it, no limit stops the decoding itself.
+/// Concatenated streams are read as one, as xz -d reads them. A file whose
+/// dictionary alone would need more than that quarter (at least 256 MiB;
+/// xz -9 needs 65 MiB) is refused rather than allocated.
 static inline lzma_ret urun_xz_decoder(lzma_stream *stream, uint32_t threads) {
+    uint64_t quarter = lzma_physmem() / 4;
     lzma_mt options = {0};
     options.flags = LZMA_CONCATENATED;
     options.threads = threads > 0 ? threads : 1;
-    options.memlimit_threading = lzma_physmem() / 4;
-    options.memlimit_stop = UINT64_MAX;
+    options.memlimit_threading = quarter;
+    options.memlimit_stop = quarter > (256u << 20) ? quarter : (256u << 20);
     return lzma_stream_decoder_mt(stream, &options);
 }
 #endif
