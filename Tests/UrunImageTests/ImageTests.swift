@@ -251,8 +251,8 @@ func shell(_ command: String) -> (Int32, String) {
         let data = try [UInt8](Data(contentsOf: URL(fileURLWithPath: joined)))
         let compression = try #require(Compression(magic: data.prefix(6)))
 
-        func decoded(_ file: String, chunk: Int) throws(UrunError) -> [UInt8] {
-            let decoder = try compression.decoder(of: FileSource(path: file), name: file, threads: 2)
+        func decoded(_ file: String, chunk: Int, threads: Int = 2) throws(UrunError) -> [UInt8] {
+            let decoder = try compression.decoder(of: FileSource(path: file), name: file, threads: threads)
             let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: chunk, alignment: 16)
             defer { buffer.deallocate() }
             var out: [UInt8] = []
@@ -262,16 +262,19 @@ func shell(_ command: String) -> (Int32, String) {
                 out += buffer[..<n]
             }
         }
-        for chunk in [7, 4097, 1 << 20] {
-            let out = try decoded(joined, chunk: chunk)
+        // One thread: what urun itself uses, where it may start none.
+        for (chunk, threads) in [(7, 2), (4097, 2), (1 << 20, 2), (4097, 1)] {
+            let out = try decoded(joined, chunk: chunk, threads: threads)
             let same = out == bytes
-            #expect(same, "\(compressor), \(chunk)-byte buffers: \(out.count) bytes")
+            #expect(same, "\(compressor), \(chunk)-byte buffers, \(threads) threads: \(out.count) bytes")
         }
         var damaged = data
         damaged[data.count / 6] ^= 0xFF
         for (name, broken) in [("cut", Array(data.prefix(data.count / 6))), ("damaged", damaged)] {
             let file = scratch.write(name, broken)
-            #expect(throws: UrunError.self, "\(compressor): \(name)") { _ = try decoded(file, chunk: 4097) }
+            for threads in [1, 2] {
+                #expect(throws: UrunError.self, "\(compressor): \(name)") { _ = try decoded(file, chunk: 4097, threads: threads) }
+            }
         }
     }
 

@@ -29,14 +29,19 @@ static inline int urun_gunzip_init(z_stream *stream) {
 /// RAM; a block that needs more is decoded in place, single-threaded).
 /// Concatenated streams are read as one, as xz -d reads them. A file whose
 /// dictionary alone would need more than that quarter (at least 256 MiB;
-/// xz -9 needs 65 MiB) is refused rather than allocated.
+/// xz -9 needs 65 MiB) is refused rather than allocated. With `threads` 1
+/// the plain decoder: the threaded one would still start a worker thread,
+/// and urun itself starts none before it clones a container.
 static inline lzma_ret urun_xz_decoder(lzma_stream *stream, uint32_t threads) {
     uint64_t quarter = lzma_physmem() / 4;
+    uint64_t limit = quarter > (256u << 20) ? quarter : (256u << 20);
+    if (threads <= 1)
+        return lzma_stream_decoder(stream, limit, LZMA_CONCATENATED);
     lzma_mt options = {0};
     options.flags = LZMA_CONCATENATED;
-    options.threads = threads > 0 ? threads : 1;
+    options.threads = threads;
     options.memlimit_threading = quarter;
-    options.memlimit_stop = quarter > (256u << 20) ? quarter : (256u << 20);
+    options.memlimit_stop = limit;
     return lzma_stream_decoder_mt(stream, &options);
 }
 #endif
