@@ -613,7 +613,7 @@ struct ArchiveInput {
             counted.onProgress = { meter.update($0) }
             let plain = try decompressed(counted, name: path)
             source = plain
-            isPlain = plain is PeekedSource
+            isPlain = plain is PeekedSource  // what `decompressed` hands back uncompressed
             digest = { () throws(UrunError) in
                 while try !plain.next().isEmpty {}
                 return try counted.finish()
