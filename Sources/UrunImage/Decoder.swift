@@ -119,7 +119,7 @@ final class CopyingDecoder: Decoder {
 /// gzip through zlib, each member's CRC-32 and length checked as gzip -d
 /// checks them. Members one after the other are read as one stream; bytes
 /// after the last member that do not start another are ignored, as gzip -d
-/// ignores them (docker's old layers end in zeros).
+/// ignores them (with a warning) and libarchive did.
 final class GzipDecoder: Decoder {
     private let source: ByteSource
     private let name: String
@@ -186,10 +186,10 @@ final class GzipDecoder: Decoder {
     }
 }
 
-/// xz through liblzma's threaded decoder (urun_xz_decoder): a file made of
-/// several blocks is decoded on every core, where GNU tar's `xz -d` uses one.
-/// It may start threads: only the decompressing child, which never clones a
-/// container, uses it.
+/// xz through liblzma (urun_xz_decoder). Given more than one thread, which
+/// only the decompressing child is (it never clones a container), a file
+/// made of several blocks is decoded on every core, where GNU tar's `xz -d`
+/// uses one; given one, no thread is started.
 final class XZDecoder: Decoder {
     private let source: ByteSource
     private let name: String
