@@ -299,6 +299,20 @@ func shell(_ command: String) -> (Int32, String) {
         #expect(try readText(scratch.unpacked(scratch.path + "/good.tar.gz").path + "/hello") == "checked")
     }
 
+    /// Bytes after the last gzip member that do not start another (zeros
+    /// padding a file) are ignored, as gzip -d and libarchive ignore them;
+    /// another member after them is read.
+    @Test func bytesAfterTheLastGzipMemberAreIgnored() throws {
+        let scratch = Scratch()
+        let file = scratch.path + "/padded.gz"
+        let (status, _) = shell("printf first | gzip -c > \(file) && printf second | gzip -c >> \(file) && head -c 512 /dev/zero >> \(file)")
+        try #require(status == 0)
+        let source = try decompressed(FileSource(path: file), name: file)
+        var out: [UInt8] = []
+        while case let chunk = try source.next(), !chunk.isEmpty { out += chunk }
+        #expect(String(decoding: out, as: UTF8.self) == "firstsecond")
+    }
+
     @Test func directoryImagesAreUsedInPlace() throws {
         let scratch = Scratch()
         try makeDirectories(scratch.path + "/tree/bin", mode: 0o755)
