@@ -98,6 +98,27 @@ final class DecodedSource: ByteSource {
     }
 }
 
+/// A decoder's compressed input: its source's chunks, until the source ends.
+struct CompressedInput {
+    private let source: ByteSource
+    private(set) var ended = false
+
+    init(_ source: ByteSource) {
+        self.source = source
+    }
+
+    /// The next chunk, never empty; nil from the end of the source on.
+    mutating func next() throws(UrunError) -> UnsafeRawBufferPointer? {
+        guard !ended else { return nil }
+        let chunk = try source.next()
+        if chunk.isEmpty {
+            ended = true
+            return nil
+        }
+        return chunk
+    }
+}
+
 /// A ByteSource's chunks copied out, for the format only libarchive decodes.
 final class CopyingDecoder: Decoder {
     private let source: ByteSource
@@ -121,14 +142,13 @@ final class CopyingDecoder: Decoder {
 /// after the last member that do not start another are ignored, as gzip -d
 /// ignores them (with a warning) and libarchive did.
 final class GzipDecoder: Decoder {
-    private let source: ByteSource
+    private var compressed: CompressedInput
     private let name: String
     private let stream = UnsafeMutablePointer<z_stream>.allocate(capacity: 1)
-    private var sourceEnded = false
     private var ended = false
 
     init(_ source: ByteSource, name: String) throws(UrunError) {
-        self.source = source
+        compressed = CompressedInput(source)
         self.name = name
         stream.initialize(to: z_stream())
         guard urun_gunzip_init(stream) == Z_OK else {
@@ -145,12 +165,7 @@ final class GzipDecoder: Decoder {
     /// Fills the input when it is used up; false at the end of the source.
     private func refill() throws(UrunError) -> Bool {
         if stream.pointee.avail_in > 0 { return true }
-        guard !sourceEnded else { return false }
-        let chunk = try source.next()
-        guard !chunk.isEmpty else {
-            sourceEnded = true
-            return false
-        }
+        guard let chunk = try compressed.next() else { return false }
         stream.pointee.next_in = UnsafeMutablePointer(mutating: chunk.baseAddress!.assumingMemoryBound(to: UInt8.self))
         stream.pointee.avail_in = UInt32(chunk.count)
         return true
@@ -174,7 +189,7 @@ final class GzipDecoder: Decoder {
                 inflateReset(stream)
                 continue
             }
-            if status == Z_BUF_ERROR && sourceEnded {
+            if status == Z_BUF_ERROR && compressed.ended {
                 throw .invalid("\(name): gzip: the compressed data ends early")
             }
             guard status == Z_OK || status == Z_BUF_ERROR else {
@@ -191,14 +206,13 @@ final class GzipDecoder: Decoder {
 /// made of several blocks is decoded on every core, where GNU tar's `xz -d`
 /// uses one; given one, no thread is started.
 final class XZDecoder: Decoder {
-    private let source: ByteSource
+    private var compressed: CompressedInput
     private let name: String
     private let stream = UnsafeMutablePointer<lzma_stream>.allocate(capacity: 1)
-    private var sourceEnded = false
     private var ended = false
 
     init(_ source: ByteSource, name: String, threads: Int) throws(UrunError) {
-        self.source = source
+        compressed = CompressedInput(source)
         self.name = name
         stream.initialize(to: lzma_stream())
         let status = urun_xz_decoder(stream, UInt32(clamping: threads))
@@ -218,16 +232,11 @@ final class XZDecoder: Decoder {
         stream.pointee.next_out = start.assumingMemoryBound(to: UInt8.self)
         stream.pointee.avail_out = buffer.count
         while stream.pointee.avail_out > 0 {
-            if stream.pointee.avail_in == 0 && !sourceEnded {
-                let chunk = try source.next()
-                if chunk.isEmpty {
-                    sourceEnded = true
-                } else {
-                    stream.pointee.next_in = chunk.baseAddress!.assumingMemoryBound(to: UInt8.self)
-                    stream.pointee.avail_in = chunk.count
-                }
+            if stream.pointee.avail_in == 0, let chunk = try compressed.next() {
+                stream.pointee.next_in = chunk.baseAddress!.assumingMemoryBound(to: UInt8.self)
+                stream.pointee.avail_in = chunk.count
             }
-            let status = lzma_code(stream, sourceEnded ? LZMA_FINISH : LZMA_RUN)
+            let status = lzma_code(stream, compressed.ended ? LZMA_FINISH : LZMA_RUN)
             if status == LZMA_STREAM_END {
                 ended = true
                 break
@@ -254,17 +263,17 @@ final class XZDecoder: Decoder {
 /// caller's memory. Concatenated and skippable frames are read as zstd -d
 /// reads them, with its default window limit (128 MiB).
 final class ZstdDecoder: Decoder {
-    private let source: ByteSource
+    private var compressed: CompressedInput
     private let name: String
     private let stream: OpaquePointer
+    /// The chunk libzstd reads now.
     private var input = ZSTD_inBuffer(src: nil, size: 0, pos: 0)
-    private var sourceEnded = false
     /// Whether the last call ended a frame (libzstd's hint 0): data that ends elsewhere is cut short.
     private var frameEnded = false
     private var ended = false
 
     init(_ source: ByteSource, name: String) throws(UrunError) {
-        self.source = source
+        compressed = CompressedInput(source)
         self.name = name
         guard let stream = ZSTD_createDStream() else { throw .invalid("\(name): zstd: out of memory") }
         self.stream = stream
@@ -276,13 +285,8 @@ final class ZstdDecoder: Decoder {
         guard !ended, let start = buffer.baseAddress, !buffer.isEmpty else { return 0 }
         var output = ZSTD_outBuffer(dst: start, size: buffer.count, pos: 0)
         while output.pos < output.size {
-            if input.pos == input.size && !sourceEnded {
-                let chunk = try source.next()
-                if chunk.isEmpty {
-                    sourceEnded = true
-                } else {
-                    input = ZSTD_inBuffer(src: chunk.baseAddress, size: chunk.count, pos: 0)
-                }
+            if input.pos == input.size, let chunk = try compressed.next() {
+                input = ZSTD_inBuffer(src: chunk.baseAddress, size: chunk.count, pos: 0)
             }
             // With the source at its end, this only flushes what the decoder holds.
             let (consumed, produced) = (input.pos, output.pos)
@@ -292,7 +296,7 @@ final class ZstdDecoder: Decoder {
             }
             // Called with nothing to do after a frame, libzstd hints at the next frame's header.
             if input.pos != consumed || output.pos != produced { frameEnded = hint == 0 }
-            if sourceEnded && output.pos < output.size {
+            if compressed.ended && output.pos < output.size {
                 guard frameEnded else { throw .invalid("\(name): zstd: the compressed data ends early") }
                 ended = true
                 break

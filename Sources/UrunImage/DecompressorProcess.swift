@@ -41,15 +41,21 @@ final class DecompressorProcess: ByteSource {
     /// A decompressor for `path` when it is compressed so and there is a
     /// second core to run it on; nil otherwise (the caller decompresses in-process).
     static func start(_ path: String) throws(UrunError) -> DecompressorProcess? {
-        guard sysconf(Int32(_SC_NPROCESSORS_ONLN)) > 1 else { return nil }
-        return try start(descriptor: try sys(.openImage, path: path) { open(path, O_RDONLY | O_CLOEXEC) }, path: path)
+        let cores = sysconf(Int32(_SC_NPROCESSORS_ONLN))
+        guard cores > 1 else { return nil }
+        let fd = try sys(.openImage, path: path) { open(path, O_RDONLY | O_CLOEXEC) }
+        return try start(descriptor: fd, path: path, range: nil, cores: cores)
     }
 
     /// The same for a file already open (a blob resolved in a layout); the
     /// decompressor owns `fd` from here on.
     /// `range`: only these bytes of it (a layer inside a plain image archive).
     static func start(descriptor fd: CInt, path: String, range: Range<Int64>? = nil) throws(UrunError) -> DecompressorProcess? {
-        let cores = sysconf(Int32(_SC_NPROCESSORS_ONLN))
+        try start(descriptor: fd, path: path, range: range, cores: sysconf(Int32(_SC_NPROCESSORS_ONLN)))
+    }
+
+    /// `cores`: online, counted once (sysconf reads a file for it).
+    private static func start(descriptor fd: CInt, path: String, range: Range<Int64>?, cores: Int) throws(UrunError) -> DecompressorProcess? {
         var magic = [UInt8](repeating: 0, count: 6)
         let n = cores > 1 ? pread(fd, &magic, magic.count, off_t(range?.lowerBound ?? 0)) : 0
         guard n > 0, let compression = Compression(magic: magic.prefix(n)) else {
